@@ -1,0 +1,79 @@
+//! `loco-api` command line: the HTTP API server and the operator's one-shot commands.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{LogFormat, Metrics};
+use crate::{db, ops};
+
+/// loco-api serves loco's HTTP API and runs the operator's one-shot commands against the
+/// loco database, which is the only source of truth for every cluster loco manages.
+#[derive(Debug, Parser)]
+#[command(name = "loco-api", version)]
+pub struct Args {
+    /// How log lines are written: auto picks JSON when stderr is not a terminal.
+    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Applies the database migrations, then serves the API with /metrics, /healthz and /readyz.
+    Serve(ServeArgs),
+    /// Applies pending database migrations and exits; safe to run more than once.
+    Migrate(DbArgs),
+    /// Works with loco.toml app specs offline: `spec validate FILE` checks one as a deploy would.
+    Spec(crate::spec::cli::SpecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// The Postgres URL of the loco database, e.g. postgres://loco:...@127.0.0.1:5432/loco.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The address to listen on; port 0 picks a free port and logs it.
+    #[arg(long, env = "LOCO_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Migrate(a) => {
+            let pool = db::connect(&a.database_url).await?;
+            db::migrate(&pool).await?;
+            tracing::info!(
+                target_db = %db::redacted_target(&a.database_url),
+                "database migrations applied"
+            );
+            Ok(())
+        }
+        Command::Serve(a) => serve(a).await,
+        // Exit codes carry meaning here (1 invalid spec, 2 unreadable file), which an
+        // anyhow error at main could not express.
+        Command::Spec(a) => std::process::exit(crate::spec::cli::run(a)),
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let metrics = Metrics::new("loco-api");
+    let ready = ops::Readiness::default();
+    let pool = db::connect(&a.db.database_url).await?;
+    db::migrate(&pool).await?;
+    let (listener, addr) = ops::bind(a.listen).await?;
+    let app = ops::router(metrics, ready.clone());
+    ready.set(true);
+    tracing::info!(%addr, "loco-api listening");
+    ops::serve(listener, app, ops::shutdown_signal()).await?;
+    pool.close().await;
+    Ok(())
+}
