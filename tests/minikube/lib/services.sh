@@ -88,7 +88,11 @@ CONF
   say "OCI registry (distribution $DISTRIBUTION_VERSION, deletes enabled) on 127.0.0.1:$REGISTRY_PORT"
 }
 
-s3_curl() { curl -fsS --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" "$@"; }
+# Empty-body requests only: the header is the SHA-256 of an empty payload.
+s3_curl() {
+  curl -fsS --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
+}
 
 up_s3() {
   if ! running s3; then

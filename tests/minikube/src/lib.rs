@@ -47,14 +47,13 @@ where
     Fut: Future<Output = Result<T, String>>,
 {
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("no observation yet");
     loop {
-        match probe().await {
+        let seen = match probe().await {
             Ok(v) => return v,
-            Err(seen) => last = seen,
-        }
+            Err(seen) => seen,
+        };
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -15,12 +15,12 @@ fn sha256(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn sqlx_connects_and_runs_the_workspace_migrations() {
     let Some(url) = require_env("DATABASE_URL") else { return };
-    // A fresh database of its own, so the test sees the migrations run from zero.
+    // A fresh database of its own (the name is ours: letters, digits, underscores), so the test sees the migrations run from zero.
     let name = unique("smoke_migrate").replace('-', "_");
     let mut admin = sqlx::PgConnection::connect(&url)
         .await
         .expect("connecting to DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -43,7 +43,7 @@ async fn sqlx_connects_and_runs_the_workspace_migrations() {
         .expect("the migrated schema has the orgs table");
     assert_eq!(orgs, 0);
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
