@@ -14,11 +14,10 @@ pub enum DbError {
     #[error(
         "cannot connect to Postgres at {target}: {source}. Check DATABASE_URL and that the server runs (tests/minikube/stack status)."
     )]
-    Connect {
-        target: String,
-        source: sqlx::Error,
-    },
-    #[error("applying database migrations failed: {0}. The database was left at its previous version.")]
+    Connect { target: String, source: sqlx::Error },
+    #[error(
+        "applying database migrations failed: {0}. The database was left at its previous version."
+    )]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 

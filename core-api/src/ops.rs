@@ -63,7 +63,9 @@ async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
 /// Errors of the ops server.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error("cannot listen on {addr}: {source}. Is another process using the port? Choose another with --listen.")]
+    #[error(
+        "cannot listen on {addr}: {source}. Is another process using the port? Choose another with --listen."
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

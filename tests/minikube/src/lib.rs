@@ -36,7 +36,7 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xffff_ff)
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0x00ff_ffff)
 }
 
 /// Polls `probe` until it yields `Some`, or fails after `timeout` with the last

@@ -69,7 +69,10 @@ async fn deployment_pod_becomes_ready_on_a_kwok_node() {
     let ns = unique("smoke-deploy");
     namespace(&client, &ns).await;
     Api::<Deployment>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &deployment("web", "registry.test/web:1"))
+        .create(
+            &PostParams::default(),
+            &deployment("web", "registry.test/web:1"),
+        )
         .await
         .expect("creating a Deployment");
 
@@ -79,7 +82,10 @@ async fn deployment_pod_becomes_ready_on_a_kwok_node() {
             .list(&ListParams::default().labels("app=web"))
             .await
             .map_err(|e| e.to_string())?;
-        let p = list.items.first().ok_or("no pod yet (controller manager?)")?;
+        let p = list
+            .items
+            .first()
+            .ok_or("no pod yet (controller manager?)")?;
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
         match (ready_status(p), node) {
             (Some((s, _)), Some(n)) if s == "True" => Ok(n),
@@ -127,7 +133,9 @@ async fn never_ready_image_runs_but_never_becomes_ready() {
             let p = list.items.first().ok_or("no pod yet")?;
             let phase = p.status.as_ref().and_then(|s| s.phase.clone());
             match (phase.as_deref(), ready_status(p)) {
-                (Some("Running"), Some((s, Some(r)))) if s == "False" && r == "ReadinessProbeFailed" => {
+                (Some("Running"), Some((s, Some(r))))
+                    if s == "False" && r == "ReadinessProbeFailed" =>
+                {
                     Ok(())
                 }
                 other => Err(format!("{other:?}")),
@@ -206,8 +214,7 @@ async fn gateway_api_crds_validate_http_routes() {
     .expect("Gateway loco-system/loco exists");
     for listener in gw.data["spec"]["listeners"].as_array().unwrap() {
         assert_eq!(
-            listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
-                ["loco.deploy-app.com/routes"],
+            listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]["loco.deploy-app.com/routes"],
             "allowed",
             "{listener}"
         );

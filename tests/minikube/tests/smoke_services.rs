@@ -14,7 +14,9 @@ fn sha256(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn sqlx_connects_and_runs_the_workspace_migrations() {
-    let Some(url) = require_env("DATABASE_URL") else { return };
+    let Some(url) = require_env("DATABASE_URL") else {
+        return;
+    };
     // A fresh database of its own (the name is ours: letters, digits, underscores), so the test sees the migrations run from zero.
     let name = unique("smoke_migrate").replace('-', "_");
     let mut admin = sqlx::PgConnection::connect(&url)
@@ -51,11 +53,14 @@ async fn sqlx_connects_and_runs_the_workspace_migrations() {
 
 #[tokio::test]
 async fn oci_image_is_pushed_listed_and_deleted_by_digest() {
-    let Some(registry) = require_env("LOCO_REGISTRY_URL") else { return };
+    let Some(registry) = require_env("LOCO_REGISTRY_URL") else {
+        return;
+    };
     let http = reqwest::Client::new();
     let repo = format!("smoke/{}", unique("img"));
 
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let layer = b"not really a tarball, but the registry stores bytes by digest".to_vec();
     for blob in [config.to_vec(), layer.clone()] {
         let start = http
@@ -78,7 +83,12 @@ async fn oci_image_is_pushed_listed_and_deleted_by_digest() {
             .send()
             .await
             .unwrap();
-        assert_eq!(put.status(), 201, "finishing an upload: {:?}", put.text().await);
+        assert_eq!(
+            put.status(),
+            201,
+            "finishing an upload: {:?}",
+            put.text().await
+        );
     }
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
@@ -115,7 +125,11 @@ async fn oci_image_is_pushed_listed_and_deleted_by_digest() {
         .send()
         .await
         .unwrap();
-    assert_eq!(del.status(), 202, "deletes are enabled on the test registry");
+    assert_eq!(
+        del.status(),
+        202,
+        "deletes are enabled on the test registry"
+    );
     let gone = http
         .get(format!("{registry}/v2/{repo}/manifests/{digest}"))
         .header("accept", "application/vnd.oci.image.manifest.v1+json")
@@ -127,7 +141,9 @@ async fn oci_image_is_pushed_listed_and_deleted_by_digest() {
 
 #[tokio::test]
 async fn s3_object_is_put_listed_read_and_deleted() {
-    let Some(endpoint) = require_env("LOCO_S3_ENDPOINT") else { return };
+    let Some(endpoint) = require_env("LOCO_S3_ENDPOINT") else {
+        return;
+    };
     let bucket = require_env("LOCO_S3_BUCKET").unwrap();
     let (Some(ak), Some(sk)) = (
         require_env("AWS_ACCESS_KEY_ID"),
@@ -162,12 +178,29 @@ async fn s3_object_is_put_listed_read_and_deleted() {
         .await
         .unwrap();
     assert!(
-        listed.contents().iter().any(|o| o.key() == Some(key.as_str())),
+        listed
+            .contents()
+            .iter()
+            .any(|o| o.key() == Some(key.as_str())),
         "{key} is listed"
     );
-    let got = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body);
-    s3.delete_object().bucket(&bucket).key(&key).send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        body
+    );
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
     let listed = s3
         .list_objects_v2()
         .bucket(&bucket)
@@ -180,7 +213,9 @@ async fn s3_object_is_put_listed_read_and_deleted() {
 
 #[tokio::test]
 async fn prometheus_scrapes_a_loco_process() {
-    let Some(prom) = require_env("PROMETHEUS_URL") else { return };
+    let Some(prom) = require_env("PROMETHEUS_URL") else {
+        return;
+    };
     let targets = require_env("LOCO_PROMETHEUS_TARGETS_DIR").unwrap();
     let service = unique("loco-smoke");
     // This test process serves loco-core's /metrics, as every loco binary does.
@@ -194,27 +229,32 @@ async fn prometheus_scrapes_a_loco_process() {
     let target_file = std::path::Path::new(&targets).join(format!("{service}.json"));
     std::fs::write(
         &target_file,
-        serde_json::json!([{"targets": [addr.to_string()], "labels": {"suite": "smoke"}}]).to_string(),
+        serde_json::json!([{"targets": [addr.to_string()], "labels": {"suite": "smoke"}}])
+            .to_string(),
     )
     .expect("writing a Prometheus file_sd target");
 
     let http = reqwest::Client::new();
     let query = format!("loco_build_info{{service=\"{service}\"}}");
-    let instance: String = wait_for("Prometheus to scrape us", Duration::from_secs(60), || async {
-        let v: serde_json::Value = http
-            .get(format!("{prom}/api/v1/query"))
-            .query(&[("query", query.as_str())])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        match v["data"]["result"][0]["metric"]["instance"].as_str() {
-            Some(i) => Ok(i.to_string()),
-            None => Err(v.to_string()),
-        }
-    })
+    let instance: String = wait_for(
+        "Prometheus to scrape us",
+        Duration::from_secs(60),
+        || async {
+            let v: serde_json::Value = http
+                .get(format!("{prom}/api/v1/query"))
+                .query(&[("query", query.as_str())])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match v["data"]["result"][0]["metric"]["instance"].as_str() {
+                Some(i) => Ok(i.to_string()),
+                None => Err(v.to_string()),
+            }
+        },
+    )
     .await;
     assert_eq!(instance, addr.to_string());
     let _ = std::fs::remove_file(target_file);
