@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
-use crate::telemetry::{LogFormat, Metrics};
+use crate::telemetry::{LogArgs, Metrics};
 use crate::{db, ops};
 
 /// loco-api serves loco's HTTP API and runs the operator's one-shot commands against the
@@ -12,9 +12,8 @@ use crate::{db, ops};
 #[derive(Debug, Parser)]
 #[command(name = "loco-api", version)]
 pub struct Args {
-    /// How log lines are written: auto picks JSON when stderr is not a terminal.
-    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +27,9 @@ pub enum Command {
     Migrate(DbArgs),
     /// Works with loco.toml app specs offline: `spec validate FILE` checks one as a deploy would.
     Spec(crate::spec::cli::SpecArgs),
+    /// Manages the key-encryption key: `keys rotate` rewraps every data key under a new KEK.
+    #[command(subcommand)]
+    Keys(crate::crypto::cli::KeysCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Exit codes carry meaning here (1 invalid spec, 2 unreadable file), which an
         // anyhow error at main could not express.
         Command::Spec(a) => std::process::exit(crate::spec::cli::run(a)),
+        Command::Keys(c) => crate::crypto::cli::run(c).await,
     }
 }
 

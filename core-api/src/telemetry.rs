@@ -24,6 +24,14 @@ pub enum LogFormat {
     Text,
 }
 
+/// The logging flag every loco binary shares: `#[command(flatten)] pub log: LogArgs`.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct LogArgs {
+    /// How log lines are written: auto picks JSON when stderr is not a terminal.
+    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+}
+
 /// Installs the global tracing subscriber. The filter comes from `LOCO_LOG`
 /// (e.g. `info,loco_core=debug`), defaulting to `info`. Calling it twice is harmless,
 /// which lets tests call it freely.

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use loco_core::NotBuiltYet;
-use loco_core::telemetry::LogFormat;
+use loco_core::telemetry::LogArgs;
 
 /// loco-registry-janitor deletes images from loco's registry that no deployment can use
 /// any more, oldest first by loco's own push records.
@@ -16,9 +16,8 @@ pub struct Args {
     /// Prints what would be deleted and deletes nothing.
     #[arg(long, env = "LOCO_JANITOR_DRY_RUN")]
     pub dry_run: bool,
-    /// How log lines are written: auto picks JSON when stderr is not a terminal.
-    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 pub async fn run(_args: Args) -> Result<(), NotBuiltYet> {

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use loco_core::NotBuiltYet;
-use loco_core::telemetry::LogFormat;
+use loco_core::telemetry::LogArgs;
 
 /// loco-resurrect checks a cluster that loco manages and rebuilds what is missing from
 /// the loco database. In watch mode its only automatic action is to re-apply; recreating
@@ -14,9 +14,8 @@ pub struct Args {
     /// The name of the cluster in the loco database to check or rebuild.
     #[arg(long, env = "LOCO_CLUSTER")]
     pub cluster: Option<String>,
-    /// How log lines are written: auto picks JSON when stderr is not a terminal.
-    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

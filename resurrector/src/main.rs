@@ -1,9 +1,8 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = loco_resurrector::Args::parse();
-    loco_core::telemetry::init_logging("loco-resurrect", args.log_format);
-    loco_resurrector::run(args).await?;
-    Ok(())
+    loco_core::telemetry::init_logging("loco-resurrect", args.log.log_format);
+    loco_core::exit::report(loco_resurrector::run(args).await)
 }

@@ -3,16 +3,15 @@
 
 use clap::{Parser, Subcommand};
 use loco_core::NotBuiltYet;
-use loco_core::telemetry::LogFormat;
+use loco_core::telemetry::LogArgs;
 
 /// loco-sleeper puts workspaces whose routes saw no traffic for their idle window to
 /// sleep, and wakes them when someone opens one of their URLs.
 #[derive(Debug, Parser)]
 #[command(name = "loco-sleeper", version)]
 pub struct Args {
-    /// How log lines are written: auto picks JSON when stderr is not a terminal.
-    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -3,16 +3,15 @@
 
 use clap::{Parser, Subcommand};
 use loco_core::NotBuiltYet;
-use loco_core::telemetry::LogFormat;
+use loco_core::telemetry::LogArgs;
 
 /// loco-snapshot saves the parts of a cluster that the loco database cannot rebuild to
 /// S3, and restores them after a rebuild.
 #[derive(Debug, Parser)]
 #[command(name = "loco-snapshot", version)]
 pub struct Args {
-    /// How log lines are written: auto picks JSON when stderr is not a terminal.
-    #[arg(long, env = "LOCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,0 +1,491 @@
+//! The placement simulation from literal clusters.
+
+use super::*;
+use crate::model::{Toleration, TolerationOperator};
+
+const GI: u64 = 1 << 30;
+const MI: u64 = 1 << 20;
+
+fn req(cpu: u64, mem: u64, replicas: u32) -> Request {
+    Request::new(Purpose::Deploy, cpu, mem, replicas)
+}
+
+fn run(nodes: &[NodeInfo], pods: &[PodUsage], r: &Request) -> Verdict {
+    evaluate(nodes, pods, &ComponentsState::NotChecked, r).unwrap()
+}
+
+fn node(v: &Verdict, name: &str) -> NodeReport {
+    v.nodes.iter().find(|n| n.name == name).unwrap().clone()
+}
+
+fn reasons(v: &Verdict, name: &str) -> Vec<&'static str> {
+    node(v, name)
+        .problems
+        .iter()
+        .map(NodeProblem::reason)
+        .collect()
+}
+
+#[test]
+fn fits_with_twice_the_request() {
+    let nodes = [NodeInfo::ready("a", 4000, 16 * GI, 110)];
+    let v = run(&nodes, &[], &req(500, 256 * MI, 3));
+    assert!(v.pass, "{v:#?}");
+    assert_eq!(v.per_replica_scaled, Resources::new(1000, 512 * MI, 2));
+    assert_eq!(v.placed, 3);
+    assert_eq!(node(&v, "a").fits, 4);
+    assert_eq!(v.reason(), "pass");
+}
+
+#[test]
+fn the_factor_is_what_fails_a_deploy_but_not_a_rebuild() {
+    // 3 replicas of 1 CPU: fit at 1x (3 CPU), not at 2x (6 CPU) on one 4 CPU node.
+    let nodes = [NodeInfo::ready("a", 4000, 16 * GI, 110)];
+    let deploy = run(&nodes, &[], &req(1000, MI, 3));
+    assert!(!deploy.pass);
+    assert_eq!(deploy.placed, 2);
+    let mut r = req(1000, MI, 3);
+    r.purpose = Purpose::Rebuild;
+    let rebuild = run(&nodes, &[], &r);
+    assert!(rebuild.pass, "{rebuild:#?}");
+    assert_eq!(rebuild.factor, 1.0);
+    r.factor = Some(1.5);
+    assert_eq!(run(&nodes, &[], &r).per_replica_scaled.cpu_millis, 1500);
+}
+
+#[test]
+fn fragmentation_sum_fits_but_no_node_does() {
+    // 4 nodes with 400m free each: 1600m in total, but a replica needs 2 x 500m.
+    let nodes: Vec<NodeInfo> = (0..4)
+        .map(|i| NodeInfo::ready(&format!("n{i}"), 400, 8 * GI, 110))
+        .collect();
+    let v = run(&nodes, &[], &req(500, 64 * MI, 1));
+    assert!(!v.pass);
+    assert_eq!(v.placed, 0);
+    assert_eq!(v.failures[0].reason, "insufficient_capacity");
+    assert_eq!(
+        v.next_steps[0],
+        "needs 2 x 500m CPU per replica; the largest free node has 400m: add a node or lower CPU in the app's profile"
+    );
+    assert_eq!(reasons(&v, "n0"), ["insufficient_cpu"]);
+}
+
+#[test]
+fn the_message_names_the_profile() {
+    let nodes = [NodeInfo::ready("a", 300, 8 * GI, 110)];
+    let mut r = req(500, 64 * MI, 1);
+    r.profile = Some("prod".into());
+    let v = run(&nodes, &[], &r);
+    assert_eq!(
+        v.next_steps[0],
+        "needs 2 x 500m CPU per replica; the largest free node has 300m: add a node or lower CPU in [Profile.prod]"
+    );
+}
+
+#[test]
+fn existing_pods_and_daemonsets_take_their_share() {
+    let nodes = [
+        NodeInfo::ready("a", 2000, 4 * GI, 110),
+        NodeInfo::ready("b", 2000, 4 * GI, 110),
+    ];
+    // A DaemonSet pod on every node takes 600m: 1400m left, one 2 x 500m replica each.
+    let mut pods = vec![];
+    for n in ["a", "b"] {
+        let mut p = PodUsage::on(n, &format!("ds-{n}"), 600, 100 * MI);
+        p.daemonset = true;
+        pods.push(p);
+    }
+    let v = run(&nodes, &pods, &req(500, 64 * MI, 3));
+    assert!(!v.pass);
+    assert_eq!(v.placed, 2);
+    let a = node(&v, "a");
+    assert_eq!(a.daemonset_requested, Resources::new(600, 100 * MI, 1));
+    assert_eq!(a.free.cpu_millis, 1400);
+    assert_eq!(a.fits, 1);
+    // Without the DaemonSet the same request passes.
+    assert!(run(&nodes, &[], &req(500, 64 * MI, 3)).pass);
+}
+
+#[test]
+fn terminated_and_unscheduled_pods_take_nothing() {
+    let nodes = [NodeInfo::ready("a", 1000, GI, 110)];
+    let mut done = PodUsage::on("a", "done", 1000, GI);
+    done.terminated = true;
+    let mut pending = PodUsage::on("a", "pending", 1000, GI);
+    pending.node_name = None;
+    let v = run(&nodes, &[done, pending], &req(500, MI, 1));
+    assert!(v.pass);
+    assert_eq!(v.pods_pending, 1);
+}
+
+#[test]
+fn pods_on_unknown_nodes_are_ignored() {
+    let nodes = [NodeInfo::ready("a", 1000, GI, 110)];
+    let v = run(
+        &nodes,
+        &[PodUsage::on("gone", "x", 1000, GI)],
+        &req(500, MI, 1),
+    );
+    assert!(v.pass);
+}
+
+#[test]
+fn zero_nodes() {
+    let v = run(&[], &[], &req(500, MI, 1));
+    assert!(!v.pass);
+    assert_eq!(v.reason(), "no_nodes");
+    assert!(v.next_steps[0].starts_with("add a node"));
+}
+
+#[test]
+fn not_ready_cordoned_and_pressure_nodes_are_skipped() {
+    let mut not_ready = NodeInfo::ready("not-ready", 8000, 32 * GI, 110);
+    not_ready.ready = ConditionStatus::False;
+    let mut unknown = NodeInfo::ready("unknown", 8000, 32 * GI, 110);
+    unknown.ready = ConditionStatus::Unknown;
+    let mut cordoned = NodeInfo::ready("cordoned", 8000, 32 * GI, 110);
+    cordoned.unschedulable = true;
+    let mut mem = NodeInfo::ready("mem", 8000, 32 * GI, 110);
+    mem.memory_pressure = true;
+    let mut disk = NodeInfo::ready("disk", 8000, 32 * GI, 110);
+    disk.disk_pressure = true;
+    let mut pid = NodeInfo::ready("pid", 8000, 32 * GI, 110);
+    pid.pid_pressure = true;
+    let small = NodeInfo::ready("small", 1000, 32 * GI, 110);
+    let nodes = [not_ready, unknown, cordoned, mem, disk, pid, small];
+    let v = run(&nodes, &[], &req(500, MI, 2));
+    assert!(!v.pass);
+    assert_eq!(v.placed, 1, "only the small node is eligible");
+    assert_eq!(node(&v, "small").placed, 1);
+    assert_eq!(reasons(&v, "not-ready"), ["not_ready"]);
+    assert_eq!(reasons(&v, "unknown"), ["not_ready"]);
+    assert_eq!(reasons(&v, "cordoned"), ["cordoned"]);
+    assert_eq!(reasons(&v, "mem"), ["memory_pressure"]);
+    assert_eq!(reasons(&v, "disk"), ["disk_pressure"]);
+    assert_eq!(reasons(&v, "pid"), ["pid_pressure"]);
+    assert!(!node(&v, "mem").eligible);
+    assert_eq!(node(&v, "mem").fits, 0);
+}
+
+#[test]
+fn no_eligible_node_says_why() {
+    let mut a = NodeInfo::ready("a", 8000, 32 * GI, 110);
+    a.unschedulable = true;
+    let mut b = NodeInfo::ready("b", 8000, 32 * GI, 110);
+    b.ready = ConditionStatus::False;
+    let v = run(&[a, b], &[], &req(500, MI, 1));
+    assert_eq!(v.reason(), "no_eligible_nodes");
+    assert_eq!(
+        v.failures[0].message,
+        "none of the 2 nodes can take the app's pods (1 cordoned, 1 not_ready)"
+    );
+    assert!(
+        v.next_steps
+            .iter()
+            .any(|s| s.contains("kubectl uncordon a")),
+        "{:?}",
+        v.next_steps
+    );
+    assert!(
+        v.next_steps
+            .iter()
+            .any(|s| s.contains("kubectl describe node b"))
+    );
+}
+
+#[test]
+fn tolerating_the_unschedulable_taint_allows_a_cordoned_node() {
+    let mut a = NodeInfo::ready("a", 8000, 32 * GI, 110);
+    a.unschedulable = true;
+    let mut r = req(500, MI, 1);
+    r.tolerations.push(Toleration {
+        key: Some(UNSCHEDULABLE_TAINT.into()),
+        operator: TolerationOperator::Exists,
+        ..Toleration::default()
+    });
+    assert!(run(&[a], &[], &r).pass);
+}
+
+#[test]
+fn taints_need_tolerations() {
+    let mut gpu = NodeInfo::ready("gpu", 8000, 32 * GI, 110);
+    gpu.taints.push(Taint::new(
+        "nvidia.com/gpu",
+        Some("true"),
+        TaintEffect::NoSchedule,
+    ));
+    let mut evict = NodeInfo::ready("evict", 8000, 32 * GI, 110);
+    evict
+        .taints
+        .push(Taint::new("maintenance", None, TaintEffect::NoExecute));
+    let mut soft = NodeInfo::ready("soft", 1000, 32 * GI, 110);
+    soft.taints
+        .push(Taint::new("spot", None, TaintEffect::PreferNoSchedule));
+    let nodes = [gpu, evict, soft];
+
+    let v = run(&nodes, &[], &req(500, MI, 2));
+    assert_eq!(v.placed, 1, "only the PreferNoSchedule node is usable");
+    assert_eq!(reasons(&v, "gpu"), ["untolerated_taint"]);
+    assert_eq!(reasons(&v, "evict"), ["untolerated_taint"]);
+    assert!(
+        node(&v, "gpu").problems[0]
+            .message()
+            .contains("nvidia.com/gpu=true:NoSchedule")
+    );
+
+    let mut r = req(500, MI, 2);
+    r.tolerations.push(Toleration {
+        key: Some("nvidia.com/gpu".into()),
+        operator: TolerationOperator::Equal,
+        value: Some("true".into()),
+        effect: Some(TaintEffect::NoSchedule),
+    });
+    let v = run(&nodes, &[], &r);
+    assert!(v.pass);
+    assert_eq!(node(&v, "evict").placed, 0);
+
+    // The wrong value or effect does not tolerate.
+    let wrong_value = Toleration {
+        key: Some("nvidia.com/gpu".into()),
+        value: Some("false".into()),
+        ..Toleration::default()
+    };
+    assert!(!wrong_value.tolerates(&nodes[0].taints[0]));
+    let wrong_effect = Toleration {
+        key: Some("nvidia.com/gpu".into()),
+        operator: TolerationOperator::Exists,
+        effect: Some(TaintEffect::NoExecute),
+        ..Toleration::default()
+    };
+    assert!(!wrong_effect.tolerates(&nodes[0].taints[0]));
+    // An empty key with Exists tolerates everything.
+    let all = Toleration {
+        operator: TolerationOperator::Exists,
+        ..Toleration::default()
+    };
+    assert!(
+        nodes
+            .iter()
+            .flat_map(|n| &n.taints)
+            .all(|t| all.tolerates(t))
+    );
+}
+
+#[test]
+fn numeric_tolerations() {
+    let t = Taint::new("level", Some("5"), TaintEffect::NoSchedule);
+    let gt = |v: &str| Toleration {
+        key: Some("level".into()),
+        operator: TolerationOperator::Gt,
+        value: Some(v.into()),
+        ..Toleration::default()
+    };
+    assert!(gt("4").tolerates(&t));
+    assert!(!gt("5").tolerates(&t));
+    assert!(!gt("x").tolerates(&t));
+    let lt = Toleration {
+        operator: TolerationOperator::Lt,
+        ..gt("6")
+    };
+    assert!(lt.tolerates(&t));
+}
+
+#[test]
+fn node_selector_is_respected() {
+    let mut a = NodeInfo::ready("a", 8000, 32 * GI, 110);
+    a.labels.insert("pool".into(), "apps".into());
+    let mut b = NodeInfo::ready("b", 8000, 32 * GI, 110);
+    b.labels.insert("pool".into(), "db".into());
+    let c = NodeInfo::ready("c", 8000, 32 * GI, 110);
+    let mut r = req(1000, MI, 10);
+    r.node_selector.insert("pool".into(), "apps".into());
+    let v = run(&[a, b, c], &[], &r);
+    assert_eq!(v.placed, 4, "only node a (8 CPU / 2 CPU per replica)");
+    assert_eq!(reasons(&v, "b"), ["node_selector_mismatch"]);
+    assert!(node(&v, "b").problems[0].message().contains("pool=db"));
+    assert!(
+        node(&v, "c").problems[0]
+            .message()
+            .contains("no label pool")
+    );
+
+    r.node_selector.insert("pool".into(), "nowhere".into());
+    let v = run(&v_nodes(), &[], &r);
+    assert_eq!(v.reason(), "no_eligible_nodes");
+    assert!(
+        v.next_steps[0].contains("kubectl label node NAME pool=nowhere"),
+        "{:?}",
+        v.next_steps
+    );
+}
+
+fn v_nodes() -> Vec<NodeInfo> {
+    vec![NodeInfo::ready("x", 8000, 32 * GI, 110)]
+}
+
+#[test]
+fn memory_and_pod_slots_count_too() {
+    let v = run(
+        &[NodeInfo::ready("a", 8000, GI, 110)],
+        &[],
+        &req(100, 600 * MI, 1),
+    );
+    assert!(!v.pass);
+    assert_eq!(reasons(&v, "a"), ["insufficient_memory"]);
+    assert!(
+        v.next_steps[0]
+            .starts_with("needs 2 x 600Mi memory per replica; the largest free node has 1Gi")
+    );
+
+    let full: Vec<PodUsage> = (0..109)
+        .map(|i| PodUsage::on("a", &format!("p{i}"), 0, 0))
+        .collect();
+    let v = run(
+        &[NodeInfo::ready("a", 8000, 8 * GI, 110)],
+        &full,
+        &req(100, MI, 1),
+    );
+    assert!(!v.pass, "a replica needs two pod slots at 2x");
+    assert_eq!(reasons(&v, "a"), ["too_many_pods"]);
+}
+
+#[test]
+fn replicas_spread_to_the_least_allocated_node() {
+    let nodes = [
+        NodeInfo::ready("a", 4000, 16 * GI, 110),
+        NodeInfo::ready("b", 4000, 16 * GI, 110),
+        NodeInfo::ready("c", 4000, 16 * GI, 110),
+    ];
+    let busy = [PodUsage::on("a", "x", 2000, 8 * GI)];
+    let v = run(&nodes, &busy, &req(500, 256 * MI, 4));
+    assert!(v.pass);
+    let placed: Vec<u32> = ["a", "b", "c"].iter().map(|n| node(&v, n).placed).collect();
+    assert_eq!(placed, [0, 2, 2]);
+}
+
+#[test]
+fn capacity_is_summed_across_nodes_not_just_the_largest() {
+    // Each node takes one 2 x 1 CPU replica; three nodes take three.
+    let nodes: Vec<NodeInfo> = (0..3)
+        .map(|i| NodeInfo::ready(&format!("n{i}"), 2500, 4 * GI, 110))
+        .collect();
+    let v = run(&nodes, &[], &req(1000, MI, 3));
+    assert!(v.pass);
+    let v = run(&nodes, &[], &req(1000, MI, 4));
+    assert!(!v.pass);
+    assert_eq!(v.placed, 3);
+    assert!(
+        v.next_steps[0]
+            .starts_with("3 replicas fit; add room for 1 more (a node with at least 2 CPU"),
+        "{:?}",
+        v.next_steps
+    );
+}
+
+#[test]
+fn components() {
+    let nodes = [NodeInfo::ready("a", 4000, 16 * GI, 110)];
+    let sel = ComponentSelector::default();
+    let missing = ComponentsState::Observed {
+        selector: sel.clone(),
+        deployments: vec![],
+    };
+    let v = evaluate(&nodes, &[] as &[PodUsage], &missing, &req(100, MI, 1)).unwrap();
+    assert!(!v.pass);
+    assert_eq!(v.reason(), "components_not_installed");
+    assert_eq!(v.components.state, "not_installed");
+    assert!(
+        v.failures[0]
+            .message
+            .contains("app.kubernetes.io/part-of=loco in namespace loco-system")
+    );
+
+    let api = |ready| ComponentInfo {
+        namespace: "loco-system".into(),
+        name: "loco-api".into(),
+        desired: 2,
+        ready,
+        available: ready,
+    };
+    let unready = ComponentsState::Observed {
+        selector: sel.clone(),
+        deployments: vec![api(1)],
+    };
+    let v = evaluate(&nodes, &[] as &[PodUsage], &unready, &req(100, MI, 1)).unwrap();
+    assert_eq!(v.reason(), "components_not_ready");
+    assert_eq!(
+        v.failures[0].message,
+        "loco's components are not ready: loco-api (1/2 ready)"
+    );
+    assert!(v.next_steps[0].contains("kubectl -n loco-system describe deployment loco-api"));
+
+    // A rebuild is not blocked by missing components: it installs them.
+    let mut r = req(100, MI, 1);
+    r.purpose = Purpose::Rebuild;
+    let v = evaluate(&nodes, &[] as &[PodUsage], &unready, &r).unwrap();
+    assert!(v.pass);
+    assert!(v.next_steps[0].starts_with("warning"));
+
+    let ready = ComponentsState::Observed {
+        selector: sel,
+        deployments: vec![api(2)],
+    };
+    let v = evaluate(&nodes, &[] as &[PodUsage], &ready, &req(100, MI, 1)).unwrap();
+    assert!(v.pass);
+    assert_eq!(v.components.state, "ready");
+}
+
+#[test]
+fn invalid_requests_are_errors_not_panics() {
+    let nodes = [NodeInfo::ready("a", 4000, 16 * GI, 110)];
+    for factor in [0.0, -1.0, f64::NAN, f64::INFINITY, 101.0] {
+        let mut r = req(100, MI, 1);
+        r.factor = Some(factor);
+        let e = evaluate(&nodes, &[] as &[PodUsage], &ComponentsState::NotChecked, &r).unwrap_err();
+        assert_eq!(e.reason(), "invalid_request");
+    }
+    let e = evaluate(
+        &nodes,
+        &[] as &[PodUsage],
+        &ComponentsState::NotChecked,
+        &req(1, 1, MAX_REPLICAS + 1),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), "invalid_request");
+}
+
+#[test]
+fn extreme_values_do_not_panic() {
+    let nodes = [
+        NodeInfo::ready("max", u64::MAX, u64::MAX, u64::MAX),
+        NodeInfo::ready("zero", 0, 0, 0),
+        NodeInfo::default(),
+    ];
+    let pods = [
+        PodUsage::on("max", "huge", u64::MAX, u64::MAX),
+        PodUsage::on("max", "huge2", u64::MAX, u64::MAX),
+    ];
+    let mut r = req(u64::MAX, u64::MAX, MAX_REPLICAS);
+    r.factor = Some(100.0);
+    let v = run(&nodes, &pods, &r);
+    assert!(!v.pass);
+    // Zero-sized replicas fit everywhere there is a pod slot.
+    let v = run(&nodes, &[], &req(0, 0, 1000));
+    assert!(v.pass);
+    assert_eq!(node(&v, "max").placed, 1000);
+    assert_eq!(run(&nodes, &[], &req(1, 1, 0)).placed, 0);
+}
+
+#[test]
+fn json_output_has_stable_reasons() {
+    let mut a = NodeInfo::ready("a", 100, GI, 110);
+    a.unschedulable = true;
+    let v = run(&[a], &[], &req(500, MI, 1));
+    let j = serde_json::to_value(&v).unwrap();
+    assert_eq!(j["pass"], false);
+    assert_eq!(j["purpose"], "deploy");
+    assert_eq!(j["failures"][0]["reason"], "no_eligible_nodes");
+    assert_eq!(j["nodes"][0]["problems"][0]["reason"], "cordoned");
+    assert_eq!(j["nodes"][0]["problems"][1]["reason"], "insufficient_cpu");
+    assert_eq!(j["nodes"][0]["problems"][1]["need_millis"], 1000);
+}
