@@ -403,3 +403,63 @@ impl CapacityGate for Cache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NodeInfo, Purpose};
+
+    #[tokio::test]
+    async fn the_store_keeps_converted_objects_by_name() {
+        let node = |name: &str, cpu: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "status": {"allocatable": {"cpu": cpu, "memory": "1Gi", "pods": "10"},
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .unwrap()
+        };
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(node("a", "1"))),
+            Ok(watcher::Event::InitApply(node("b", "1"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(node("a", "2"))),
+            Ok(watcher::Event::Delete(node("b", "1"))),
+        ];
+        let (store, writer) = reflector::store::<NodeInfo>();
+        let stream = futures::stream::iter(events).map_ok(|ev| map_event(ev, convert::node_info));
+        reflector::reflector(writer, stream)
+            .for_each(|_| async {})
+            .await;
+        let state = store.state();
+        assert_eq!(state.len(), 1);
+        assert_eq!(state[0].name, "a");
+        assert_eq!(state[0].allocatable.cpu_millis, 2000);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_gate_answers_from_its_literals() {
+        let gate: Arc<dyn CapacityGate> = Arc::new(FixedGate {
+            nodes: vec![NodeInfo::ready("a", 4000, 16 << 30, 110)],
+            pods: vec![],
+            components: ComponentsState::NotChecked,
+        });
+        let v = gate
+            .check(&Request::new(Purpose::Deploy, 500, 256 << 20, 3))
+            .await
+            .unwrap();
+        assert!(v.pass);
+    }
+
+    #[test]
+    fn a_failing_watch_makes_checks_fail_until_it_recovers() {
+        let h = Health::default();
+        let err: Result<watcher::Event<NodeInfo>, _> = Err(watcher::Error::NoResourceVersion);
+        h.record("nodes", &err);
+        assert_eq!(h.check().unwrap_err().reason(), "api_error");
+        h.record::<NodeInfo>("nodes", &Ok(watcher::Event::InitDone));
+        assert!(h.check().is_ok());
+        assert!(h.synced.load(Ordering::Acquire));
+    }
+}
