@@ -27,9 +27,14 @@ pub enum Command {
     Migrate(DbArgs),
     /// Works with loco.toml app specs offline: `spec validate FILE` checks one as a deploy would.
     Spec(crate::spec::cli::SpecArgs),
+    /// Prints the Kubernetes objects of one app as YAML, rendered as a deploy would render them.
+    Render(crate::render::cli::RenderArgs),
     /// Manages the key-encryption key: `keys rotate` rewraps every data key under a new KEK.
     #[command(subcommand)]
     Keys(crate::crypto::cli::KeysCommand),
+    /// Manages API tokens: `tokens create` mints one for a member of an org and prints it once.
+    #[command(subcommand)]
+    Tokens(crate::api::cli::TokensCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +51,9 @@ pub struct ServeArgs {
     /// The address to listen on; port 0 picks a free port and logs it.
     #[arg(long, env = "LOCO_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The largest request body the API accepts, in bytes; larger ones get 413.
+    #[arg(long, env = "LOCO_API_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -63,17 +71,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Exit codes carry meaning here (1 invalid spec, 2 unreadable file), which an
         // anyhow error at main could not express.
         Command::Spec(a) => std::process::exit(crate::spec::cli::run(a)),
+        Command::Render(a) => std::process::exit(crate::render::cli::run(a)),
         Command::Keys(c) => crate::crypto::cli::run(c).await,
+        Command::Tokens(c) => crate::api::cli::run(c).await,
     }
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    // Before anything else: without the KEK no app env can be sealed or opened, so a
+    // server that started anyway would fail later, request by request.
+    let kek = crate::crypto::Kek::from_env().map_err(|e| {
+        anyhow::anyhow!("loco-api serve cannot start: {e}. The KEK never enters the database; keep it where the resurrector can read it too.")
+    })?;
     let metrics = Metrics::new("loco-api");
     let ready = ops::Readiness::default();
     let pool = db::connect(&a.db.database_url).await?;
     db::migrate(&pool).await?;
     let (listener, addr) = ops::bind(a.listen).await?;
-    let app = ops::router(metrics, ready.clone());
+    let ctx = crate::api::Ctx::new(
+        pool.clone(),
+        kek,
+        metrics.clone(),
+        crate::api::ApiConfig {
+            body_limit: a.body_limit,
+        },
+    );
+    tracing::info!(kek_id = ctx.kek.id(), "key-encryption key loaded");
+    let app = crate::api::router(ctx).merge(ops::router(metrics, ready.clone()));
     ready.set(true);
     tracing::info!(%addr, "loco-api listening");
     ops::serve(listener, app, ops::shutdown_signal()).await?;

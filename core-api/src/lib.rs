@@ -4,11 +4,13 @@
 //! DESIGN.md: `spec` (loco.toml), `db` (queries and transactions), `telemetry` (logs and
 //! metrics shared by every binary), and later `crypto`, `render` (pure) and `apply`.
 
+pub mod api;
 pub mod cli;
 pub mod crypto;
 pub mod db;
 pub mod exit;
 pub mod ops;
+pub mod render;
 pub mod spec;
 pub mod telemetry;
 

@@ -13,6 +13,7 @@ pub mod events;
 pub mod keys;
 pub mod orgs;
 pub mod revisions;
+pub mod tokens;
 pub mod workspaces;
 
 use std::time::Duration;
