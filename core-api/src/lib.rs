@@ -17,7 +17,9 @@ pub mod telemetry;
 /// Returned by a command whose capability is planned but not built yet, so an operator
 /// gets a plain answer instead of a silent no-op. Remove a use when the command is built.
 #[derive(Debug, thiserror::Error)]
-#[error("`{command}` is not built yet: it arrives with {planned}. Nothing was changed. See the README's Status section.")]
+#[error(
+    "`{command}` is not built yet: it arrives with {planned}. Nothing was changed. See the README's Status section."
+)]
 pub struct NotBuiltYet {
     pub command: &'static str,
     pub planned: &'static str,
