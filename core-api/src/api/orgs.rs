@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Id, Json, Query};
 use super::{Created, Ctx, validate};
 use crate::db::tokens::Scope;
-use crate::db::{Page, clusters, orgs, tokens};
+use crate::db::{Page, clusters, orgs};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Org {
@@ -131,7 +131,7 @@ pub async fn members(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<MemberList>, ApiError> {
     let page = q.page()?;
-    let rows = tokens::members(&ctx.db, a.org_id, page).await?;
+    let rows = orgs::members(&ctx.db, a.org_id, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|m| m.user_id));
     Ok(axum::Json(MemberList {
         members: rows

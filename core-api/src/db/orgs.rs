@@ -202,3 +202,33 @@ pub async fn role_of(
     .await?;
     Ok(role.as_deref().and_then(Role::parse))
 }
+
+/// A member of an org as the API lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: i64,
+    pub provider: String,
+    pub login: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Members of an org by user id.
+pub async fn members(
+    db: impl PgExecutor<'_>,
+    org_id: i64,
+    page: Page,
+) -> Result<Vec<Member>, DbError> {
+    Ok(sqlx::query_as!(
+        Member,
+        "SELECT u.id AS user_id, u.provider, u.login, m.role, m.created_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.org_id = $1 AND ($2::bigint IS NULL OR u.id > $2)
+          ORDER BY u.id LIMIT $3",
+        org_id,
+        page.after,
+        page.limit
+    )
+    .fetch_all(db)
+    .await?)
+}

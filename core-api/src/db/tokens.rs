@@ -12,7 +12,7 @@ use sqlx::PgExecutor;
 use zeroize::Zeroizing;
 
 use super::events::{self, Actor, NewEvent};
-use super::{DbError, Page, Tx};
+use super::{DbError, Tx};
 use crate::crypto::CryptoError;
 
 /// Every token starts with this, so secret scanners and people recognise one.
@@ -175,37 +175,6 @@ pub async fn touch(db: impl PgExecutor<'_>, token_id: i64) -> Result<(), DbError
     .execute(db)
     .await?;
     Ok(())
-}
-
-/// A member of an org as the API lists them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub user_id: i64,
-    pub provider: String,
-    pub login: String,
-    pub role: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Members of an org by user id. (Lives here rather than in `orgs` because only the API
-/// reads it; move it when a second caller appears.)
-pub async fn members(
-    db: impl PgExecutor<'_>,
-    org_id: i64,
-    page: Page,
-) -> Result<Vec<Member>, DbError> {
-    Ok(sqlx::query_as!(
-        Member,
-        "SELECT u.id AS user_id, u.provider, u.login, m.role, m.created_at
-           FROM memberships m JOIN users u ON u.id = m.user_id
-          WHERE m.org_id = $1 AND ($2::bigint IS NULL OR u.id > $2)
-          ORDER BY u.id LIMIT $3",
-        org_id,
-        page.after,
-        page.limit
-    )
-    .fetch_all(db)
-    .await?)
 }
 
 /// The id of the org called `name` (for operator commands that take a name).
