@@ -5,7 +5,8 @@
 //! and one-shot jobs) and `FixedGate` (a literal cluster, for callers' tests).
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::error::Error;
 use crate::model::{
     ComponentInfo, ComponentSelector, ComponentsState, NodeInfo, PodUsage, Request,
 };
-use crate::placement::{Verdict, evaluate};
+use crate::placement::{Usage, Verdict, evaluate, evaluate_with_usage};
 
 /// Pods that hold resources: Succeeded and Failed pods release theirs.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -250,6 +251,9 @@ fn copy_error(e: &Error) -> Error {
     }
 }
 
+/// The pods summed per node, and the pod watch generation it was summed at.
+type UsageMemo = (u64, Arc<Usage>);
+
 /// Aborts the watch tasks when the cache is dropped.
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
@@ -266,6 +270,10 @@ impl Drop for Tasks {
 pub struct Cache {
     nodes: Store<NodeInfo>,
     pods: Store<PodUsage>,
+    /// Bumped on every change the pod watch applied.
+    pods_generation: Arc<AtomicU64>,
+    /// The pods summed per node, and the generation it was summed at.
+    usage: Arc<Mutex<Option<UsageMemo>>>,
     components: Option<(ComponentSelector, Store<ComponentInfo>)>,
     health: Vec<(&'static str, Arc<Health>)>,
     /// How long a check waits for the first list before giving up.
@@ -273,12 +281,63 @@ pub struct Cache {
     _tasks: Arc<Tasks>,
 }
 
+/// Drops updates that do not change the converted object: kwok's and the kubelet's
+/// heartbeats and status churn then cost a decode, but no store write and no recount.
+fn dedupe<T: Lookup<DynamicType = ()> + Clone + PartialEq>() -> impl FnMut(
+    watcher::Result<watcher::Event<T>>,
+) -> futures::future::Ready<
+    Option<watcher::Result<watcher::Event<T>>>,
+> {
+    let mut last: HashMap<(Option<String>, String), T> = HashMap::new();
+    let key = |t: &T| {
+        (
+            t.namespace().map(Cow::into_owned),
+            t.name().map(Cow::into_owned).unwrap_or_default(),
+        )
+    };
+    move |item| {
+        let keep = match &item {
+            Ok(watcher::Event::Init) => {
+                last.clear();
+                true
+            }
+            Ok(watcher::Event::InitApply(t)) => {
+                last.insert(key(t), t.clone());
+                true
+            }
+            Ok(watcher::Event::Apply(t)) => {
+                let k = key(t);
+                if last.get(&k) == Some(t) {
+                    false
+                } else {
+                    last.insert(k, t.clone());
+                    true
+                }
+            }
+            Ok(watcher::Event::Delete(t)) => {
+                last.remove(&key(t));
+                true
+            }
+            Ok(watcher::Event::InitDone) | Err(_) => true,
+        };
+        futures::future::ready(keep.then_some(item))
+    }
+}
+
+/// One watch feeding one store; `generation` counts the changes it applied.
+struct Reflected<T: Lookup<DynamicType = ()> + Clone + 'static> {
+    store: Store<T>,
+    health: Arc<Health>,
+    generation: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 fn spawn_reflector<K, T>(
     api: Api<K>,
     config: watcher::Config,
     convert: fn(&K) -> T,
     what: &'static str,
-) -> (Store<T>, Arc<Health>, tokio::task::JoinHandle<()>)
+) -> Reflected<T>
 where
     K: kube::Resource
         + Clone
@@ -287,56 +346,68 @@ where
         + Send
         + Sync
         + 'static,
-    T: Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+    T: Lookup<DynamicType = ()> + Clone + PartialEq + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<T>();
     let health = Arc::new(Health::default());
-    let h = health.clone();
+    let generation = Arc::new(AtomicU64::new(0));
+    let (h, g) = (health.clone(), generation.clone());
     let stream = watcher(api, config)
         .map_ok(move |ev| map_event(ev, convert))
+        .filter_map(dedupe())
         .default_backoff();
     let task = tokio::spawn(async move {
         reflector::reflector(writer, stream)
             .for_each(|item| {
+                // After the store applied the event: a check that reads generation G
+                // then the store sees at least every change up to G.
+                g.fetch_add(1, Ordering::AcqRel);
                 h.record(what, &item);
                 futures::future::ready(())
             })
             .await;
     });
-    (store, health, task)
+    Reflected {
+        store,
+        health,
+        generation,
+        task,
+    }
 }
 
 impl Cache {
     /// Starts the watches (needs a Tokio runtime). Pass `None` to skip loco's components.
     pub fn spawn(client: Client, components: Option<ComponentSelector>) -> Cache {
-        let (nodes, nh, nt) = spawn_reflector(
+        let nodes = spawn_reflector(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
             convert::node_info,
             "nodes",
         );
-        let (pods, ph, pt) = spawn_reflector(
+        let pods = spawn_reflector(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().fields(LIVE_PODS),
             convert::pod_usage,
             "pods",
         );
-        let mut health = vec![("nodes", nh), ("pods", ph)];
-        let mut tasks = vec![nt, pt];
+        let mut health = vec![("nodes", nodes.health), ("pods", pods.health)];
+        let mut tasks = vec![nodes.task, pods.task];
         let components = components.map(|sel| {
-            let (store, h, t) = spawn_reflector(
+            let r = spawn_reflector(
                 Api::<Deployment>::namespaced(client.clone(), &sel.namespace),
                 watcher::Config::default().labels(&sel.label_selector),
                 convert::component_info,
                 "deployments",
             );
-            health.push(("deployments", h));
-            tasks.push(t);
-            (sel, store)
+            health.push(("deployments", r.health));
+            tasks.push(r.task);
+            (sel, r.store)
         });
         Cache {
-            nodes,
-            pods,
+            nodes: nodes.store,
+            pods: pods.store,
+            pods_generation: pods.generation,
+            usage: Arc::new(Mutex::new(None)),
             components,
             health,
             sync_timeout: Duration::from_secs(30),
@@ -367,6 +438,20 @@ impl Cache {
         Ok(())
     }
 
+    /// The pods summed per node, recounted only when the pod watch changed something.
+    fn usage(&self) -> Arc<Usage> {
+        let generation = self.pods_generation.load(Ordering::Acquire);
+        let mut memo = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, u)) = &*memo
+            && *g == generation
+        {
+            return u.clone();
+        }
+        let u = Arc::new(Usage::from_pods(&self.pods.state()));
+        *memo = Some((generation, u.clone()));
+        u
+    }
+
     fn synced(&self) -> bool {
         self.health
             .iter()
@@ -391,7 +476,7 @@ impl CapacityGate for Cache {
                 h.check()?;
             }
             let nodes = self.nodes.state();
-            let pods = self.pods.state();
+            let usage = self.usage();
             let components = match &self.components {
                 None => ComponentsState::NotChecked,
                 Some((sel, store)) => ComponentsState::Observed {
@@ -399,7 +484,7 @@ impl CapacityGate for Cache {
                     deployments: store.state().iter().map(|d| (**d).clone()).collect(),
                 },
             };
-            evaluate(&nodes, &pods, &components, req)
+            evaluate_with_usage(&nodes, &usage, &components, req)
         })
     }
 }
@@ -436,6 +521,45 @@ mod tests {
         assert_eq!(state.len(), 1);
         assert_eq!(state[0].name, "a");
         assert_eq!(state[0].allocatable.cpu_millis, 2000);
+    }
+
+    #[tokio::test]
+    async fn unchanged_updates_are_dropped() {
+        let a = NodeInfo::ready("a", 1000, 1 << 30, 10);
+        let mut a2 = a.clone();
+        a2.unschedulable = true;
+        let events: Vec<watcher::Result<watcher::Event<NodeInfo>>> = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(a.clone())),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(a.clone())),
+            Ok(watcher::Event::Apply(a2.clone())),
+            Ok(watcher::Event::Apply(a2.clone())),
+            Ok(watcher::Event::Delete(a2.clone())),
+            Ok(watcher::Event::Apply(a2.clone())),
+        ];
+        let kept: Vec<String> = futures::stream::iter(events)
+            .filter_map(dedupe())
+            .map(|e| match e.unwrap() {
+                watcher::Event::Init => "init".to_string(),
+                watcher::Event::InitApply(_) => "init_apply".into(),
+                watcher::Event::InitDone => "init_done".into(),
+                watcher::Event::Apply(n) => format!("apply cordoned={}", n.unschedulable),
+                watcher::Event::Delete(_) => "delete".into(),
+            })
+            .collect()
+            .await;
+        assert_eq!(
+            kept,
+            [
+                "init",
+                "init_apply",
+                "init_done",
+                "apply cordoned=true",
+                "delete",
+                "apply cordoned=true"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -311,6 +311,47 @@ fn least_allocated_score(alloc: Resources, free: Resources, need: Resources) -> 
         / 2
 }
 
+/// What the live, bound pods take, per node: computed once per change of the pods by
+/// the cache, not once per check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Node name -> (all requests, the DaemonSet share).
+    per_node: HashMap<String, (Resources, Resources)>,
+    /// Pods not bound to a node yet.
+    pub pending: u64,
+}
+
+impl Usage {
+    pub fn from_pods<P: Borrow<PodUsage>>(pods: &[P]) -> Usage {
+        let mut u = Usage::default();
+        for pod in pods {
+            let pod = pod.borrow();
+            if pod.terminated {
+                continue;
+            }
+            let Some(node) = pod.node_name.as_deref() else {
+                u.pending += 1;
+                continue;
+            };
+            // get_mut first: most pods land on a node already seen, and this avoids
+            // allocating a key for them.
+            let e = match u.per_node.get_mut(node) {
+                Some(e) => e,
+                None => u.per_node.entry(node.to_string()).or_default(),
+            };
+            e.0 = e.0.saturating_add(pod.requests);
+            if pod.daemonset {
+                e.1 = e.1.saturating_add(pod.requests);
+            }
+        }
+        u
+    }
+
+    pub fn on(&self, node: &str) -> (Resources, Resources) {
+        self.per_node.get(node).copied().unwrap_or_default()
+    }
+}
+
 /// Places the replicas and returns the verdict. Pure: the cache, a LIST or a test
 /// fixture all end here.
 pub fn evaluate<N: Borrow<NodeInfo>, P: Borrow<PodUsage>>(
@@ -319,33 +360,25 @@ pub fn evaluate<N: Borrow<NodeInfo>, P: Borrow<PodUsage>>(
     components: &ComponentsState,
     req: &Request,
 ) -> Result<Verdict, Error> {
-    let (factor, need) = validate(req)?;
+    validate(req)?;
+    evaluate_with_usage(nodes, &Usage::from_pods(pods), components, req)
+}
 
-    // What the bound, live pods already take, per node.
-    let mut used: HashMap<&str, (Resources, Resources)> = HashMap::with_capacity(nodes.len());
-    let mut pods_pending = 0u64;
-    for pod in pods {
-        let pod = pod.borrow();
-        if pod.terminated {
-            continue;
-        }
-        let Some(node) = pod.node_name.as_deref() else {
-            pods_pending += 1;
-            continue;
-        };
-        let e = used.entry(node).or_default();
-        e.0 = e.0.saturating_add(pod.requests);
-        if pod.daemonset {
-            e.1 = e.1.saturating_add(pod.requests);
-        }
-    }
+/// `evaluate` with the pods already summed per node.
+pub fn evaluate_with_usage<N: Borrow<NodeInfo>>(
+    nodes: &[N],
+    usage: &Usage,
+    components: &ComponentsState,
+    req: &Request,
+) -> Result<Verdict, Error> {
+    let (factor, need) = validate(req)?;
+    let pods_pending = usage.pending;
 
     let mut reports: Vec<NodeReport> = nodes
         .iter()
         .map(|n| {
             let n = n.borrow();
-            let (requested, daemonset_requested) =
-                used.get(n.name.as_str()).copied().unwrap_or_default();
+            let (requested, daemonset_requested) = usage.on(&n.name);
             let free = n.allocatable.saturating_sub(requested);
             let mut problems = filter_problems(n, req);
             let eligible = problems.is_empty();

@@ -1,6 +1,8 @@
 //! Syntax of the small strings inside loco.toml: names, hostnames, Kubernetes quantities,
 //! durations. Pure functions; the `resolve` step turns their answers into errors.
 
+use loco_preflight::quantity::Quantity;
+
 /// DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or
 /// digit, at most 63 characters. Kubernetes object names and labels use it.
 pub fn is_dns1123_label(s: &str) -> bool {
@@ -108,61 +110,14 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     if digits.is_empty() { Some(total) } else { None }
 }
 
-/// The numeric value of a Kubernetes quantity ("100m", "1.5", "256Mi", "1e3"), or None when
-/// Kubernetes would refuse the string.
-pub fn parse_quantity(s: &str) -> Option<f64> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    if matches!(bytes.first(), Some(b'+' | b'-')) {
-        i = 1;
-    }
-    let num_start = i;
-    let mut saw_digit = false;
-    while i < bytes.len() && bytes[i].is_ascii_digit() {
-        i += 1;
-        saw_digit = true;
-    }
-    if i < bytes.len() && bytes[i] == b'.' {
-        i += 1;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-            saw_digit = true;
-        }
-    }
-    if !saw_digit || i - num_start > 40 {
+/// A Kubernetes quantity ("100m", "1.5", "256Mi", "1e3"), parsed exactly by the same
+/// parser the capacity gate uses (loco-preflight), so the spec and preflight agree on
+/// every string; None when the API server would refuse it (it does not trim spaces).
+pub fn parse_quantity(s: &str) -> Option<Quantity> {
+    if s.trim() != s {
         return None;
     }
-    let number: f64 = s.get(..i)?.parse().ok()?;
-    let suffix = s.get(i..)?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exp if exp.starts_with(['e', 'E']) => {
-            let e = &exp[1..];
-            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                return None;
-            }
-            let e: i32 = e.parse().ok()?;
-            10f64.powi(e)
-        }
-        _ => return None,
-    };
-    let v = number * multiplier;
-    v.is_finite().then_some(v)
+    Quantity::parse(s).ok()
 }
 
 /// What is wrong with a CPU or memory value, and how to fix it.
@@ -181,7 +136,7 @@ fn split_number(s: &str) -> (&str, &str) {
 
 /// CPU in millicores, at least 1m.
 pub fn cpu_millis(s: &str) -> Result<u64, QuantityProblem> {
-    let Some(v) = parse_quantity(s) else {
+    let Some(q) = parse_quantity(s) else {
         let (n, suffix) = split_number(s.trim());
         let hint = if !n.is_empty() && suffix.trim().eq_ignore_ascii_case("m") {
             format!("write \"{n}m\" with no space (millicores)")
@@ -198,26 +153,30 @@ pub fn cpu_millis(s: &str) -> Result<u64, QuantityProblem> {
             hint,
         });
     };
-    if v <= 0.0 {
-        return Err(QuantityProblem {
-            message: format!("CPU must be greater than zero, found {s:?}"),
-            hint: "request at least \"1m\"; \"100m\" is a common start".to_owned(),
-        });
+    let too_much = || QuantityProblem {
+        message: format!("{s:?} is far more CPU than any node has"),
+        hint: "write cores (\"2\") or millicores (\"2000m\")".to_owned(),
+    };
+    match q.millis() {
+        _ if q.is_negative() => Err(cpu_not_positive(s)),
+        Some(0) => Err(cpu_not_positive(s)),
+        Some(millis) if millis <= 1_000_000_000 => Ok(millis),
+        _ => Err(too_much()),
     }
-    let millis = (v * 1000.0).ceil();
-    if millis > 1e9 {
-        return Err(QuantityProblem {
-            message: format!("{s:?} is far more CPU than any node has"),
-            hint: "write cores (\"2\") or millicores (\"2000m\")".to_owned(),
-        });
+}
+
+fn cpu_not_positive(s: &str) -> QuantityProblem {
+    QuantityProblem {
+        message: format!("CPU must be greater than zero, found {s:?}"),
+        hint: "request at least \"1m\"; \"100m\" is a common start".to_owned(),
     }
-    Ok(millis as u64)
 }
 
 /// Memory in bytes, at least 6Mi (below that a container runtime cannot start the process).
 pub fn memory_bytes(s: &str) -> Result<u64, QuantityProblem> {
-    const MIN: f64 = 6.0 * 1024.0 * 1024.0;
-    let Some(v) = parse_quantity(s) else {
+    const MIN: u64 = 6 * 1024 * 1024;
+    const MAX: u64 = 1_000_000_000_000_000;
+    let Some(q) = parse_quantity(s) else {
         let (n, suffix) = split_number(s.trim());
         let n = if n.is_empty() { "256" } else { n };
         let unit = suffix.trim().to_ascii_lowercase();
@@ -240,7 +199,8 @@ pub fn memory_bytes(s: &str) -> Result<u64, QuantityProblem> {
             hint,
         });
     };
-    if v < MIN {
+    let v = if q.is_negative() { Some(0) } else { q.units() };
+    if v.is_some_and(|v| v < MIN) {
         let hint = if s.ends_with('m') {
             let (n, _) = split_number(s);
             format!("'m' means thousandths of a byte; for mebibytes write \"{n}Mi\"")
@@ -252,13 +212,13 @@ pub fn memory_bytes(s: &str) -> Result<u64, QuantityProblem> {
             hint,
         });
     }
-    if v > 1e15 {
-        return Err(QuantityProblem {
+    match v {
+        Some(bytes) if bytes <= MAX => Ok(bytes),
+        _ => Err(QuantityProblem {
             message: format!("{s:?} is far more memory than any node has"),
             hint: "write a size such as \"512Mi\" or \"4Gi\"".to_owned(),
-        });
+        }),
     }
-    Ok(v.ceil() as u64)
 }
 
 #[cfg(test)]
@@ -320,13 +280,25 @@ mod tests {
 
     #[test]
     fn quantities_follow_kubernetes() {
-        assert_eq!(parse_quantity("100m"), Some(0.1));
-        assert_eq!(parse_quantity("1"), Some(1.0));
-        assert_eq!(parse_quantity(".5"), Some(0.5));
-        assert_eq!(parse_quantity("256Mi"), Some(268_435_456.0));
-        assert_eq!(parse_quantity("1e3"), Some(1000.0));
-        assert_eq!(parse_quantity("1E"), Some(1e18));
+        let millis = |s: &str| parse_quantity(s).and_then(|q| q.millis());
+        let units = |s: &str| parse_quantity(s).and_then(|q| q.units());
+        assert_eq!(millis("100m"), Some(100));
+        assert_eq!(millis("1"), Some(1000));
+        assert_eq!(millis(".5"), Some(500));
+        assert_eq!(
+            millis("1u"),
+            Some(1),
+            "micro-cores round up to 1m, as the API server does"
+        );
+        assert_eq!(units("256Mi"), Some(268_435_456));
+        assert_eq!(units("1e3"), Some(1000));
+        assert_eq!(units("1E"), Some(1_000_000_000_000_000_000));
         assert_eq!(parse_quantity("256MB"), None);
+        assert_eq!(
+            parse_quantity(" 500m"),
+            None,
+            "the API server does not trim"
+        );
         assert_eq!(parse_quantity("Mi"), None);
         assert_eq!(parse_quantity("1 Gi"), None);
         assert_eq!(parse_quantity(""), None);

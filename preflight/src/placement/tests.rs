@@ -489,3 +489,55 @@ fn json_output_has_stable_reasons() {
     assert_eq!(j["nodes"][0]["problems"][1]["reason"], "insufficient_cpu");
     assert_eq!(j["nodes"][0]["problems"][1]["need_millis"], 1000);
 }
+
+/// Not a timed assertion: prints what one evaluation of a bench-sized cluster costs.
+/// `cargo test --release -p loco-preflight --lib -- --ignored --nocapture evaluation_cost`
+#[test]
+#[ignore]
+fn evaluation_cost() {
+    let nodes: Vec<std::sync::Arc<NodeInfo>> = (0..1000)
+        .map(|i| {
+            let mut n = NodeInfo::ready(&format!("pf-bench-{i:04}"), 4000, 16 * GI, 110);
+            n.labels
+                .insert("loco.test/bench".into(), "preflight".into());
+            n.labels
+                .insert("kubernetes.io/hostname".into(), n.name.clone());
+            n.taints.push(Taint::new(
+                "loco.test/bench",
+                Some("preflight"),
+                TaintEffect::NoSchedule,
+            ));
+            std::sync::Arc::new(n)
+        })
+        .collect();
+    let pods: Vec<std::sync::Arc<PodUsage>> = (0..10_000)
+        .map(|i| {
+            std::sync::Arc::new(PodUsage::on(
+                &format!("pf-bench-{:04}", i % 1000),
+                &format!("p{i}"),
+                100,
+                128 * MI,
+            ))
+        })
+        .collect();
+    let mut r = req(500, 256 * MI, 10);
+    r.node_selector
+        .insert("loco.test/bench".into(), "preflight".into());
+    r.tolerations.push(Toleration {
+        key: Some("loco.test/bench".into()),
+        operator: TolerationOperator::Exists,
+        ..Toleration::default()
+    });
+    let mut t = Vec::new();
+    for _ in 0..200 {
+        let start = std::time::Instant::now();
+        let v = evaluate(&nodes, &pods, &ComponentsState::NotChecked, &r).unwrap();
+        t.push(start.elapsed());
+        assert!(v.pass);
+    }
+    t.sort();
+    eprintln!(
+        "evaluate 1000 nodes / 10000 pods: p50 {:?} p99 {:?}",
+        t[100], t[197]
+    );
+}
