@@ -147,18 +147,25 @@ pub async fn wait_ready(client: &Client, names: &[&str]) {
     let api: Api<Node> = Api::all(client.clone());
     for name in names {
         wait_for(
-            &format!("node {name} Ready"),
+            &format!("node {name} Ready and without the node-lifecycle taints"),
             Duration::from_secs(60),
             || {
                 let api = api.clone();
                 async move {
                     let n = api.get(name).await.ok()?;
+                    // The controller manager taints a new node not-ready until its next
+                    // sync after kwok marks it Ready; the scheduler (and preflight) see
+                    // that taint, so wait for it to go too.
+                    let lifecycle_tainted = n.spec.as_ref()?.taints.iter().flatten().any(|t| {
+                        t.key == "node.kubernetes.io/not-ready"
+                            || t.key == "node.kubernetes.io/unreachable"
+                    });
                     let ready = n
                         .status?
                         .conditions?
                         .iter()
                         .any(|c| c.type_ == "Ready" && c.status == "True");
-                    ready.then_some(())
+                    (ready && !lifecycle_tainted).then_some(())
                 }
             },
         )

@@ -199,6 +199,12 @@ EOF2
     [ $SECONDS -lt $deadline ] || die "kwok nodes did not become Ready within 60s; see $LOGS/kwok.log"
     sleep 0.5
   done
+  # After a restart the controller manager has tainted the nodes not-ready/unreachable;
+  # it lifts that on its next sync. Wait, so tests never race the scheduler against it.
+  until ! kubectl get nodes -l type=kwok -o jsonpath='{.items[*].spec.taints[*].key}' | grep -qE 'node.kubernetes.io/(not-ready|unreachable)'; do
+    [ $SECONDS -lt $deadline ] || die "kwok nodes kept their not-ready taints for 60s; see $LOGS/kube-controller-manager.log"
+    sleep 0.5
+  done
   say "$NODES kwok nodes Ready ($NODE_CPU CPU / $NODE_MEMORY each)"
 }
 
