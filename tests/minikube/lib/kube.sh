@@ -201,7 +201,9 @@ EOF2
   done
   # After a restart the controller manager has tainted the nodes not-ready/unreachable;
   # it lifts that on its next sync. Wait, so tests never race the scheduler against it.
-  until ! kubectl get nodes -l type=kwok -o jsonpath='{.items[*].spec.taints[*].key}' | grep -qE 'node.kubernetes.io/(not-ready|unreachable)'; do
+  local taints
+  while taints=$(kubectl get nodes -l type=kwok -o jsonpath='{.items[*].spec.taints[*].key}') &&
+    [[ $taints =~ node.kubernetes.io/(not-ready|unreachable) ]]; do
     [ $SECONDS -lt $deadline ] || die "kwok nodes kept their not-ready taints for 60s; see $LOGS/kube-controller-manager.log"
     sleep 0.5
   done
