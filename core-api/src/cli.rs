@@ -35,6 +35,9 @@ pub enum Command {
     /// Manages API tokens: `tokens create` mints one for a member of an org and prints it once.
     #[command(subcommand)]
     Tokens(crate::api::cli::TokensCommand),
+    /// Drops old events, expired credentials, and deployments and revisions beyond the
+    /// newest N per app (never one still in use); `--once` for a CronJob, `--dry-run` to count only.
+    Gc(crate::gc::GcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +57,13 @@ pub struct ServeArgs {
     /// The largest request body the API accepts, in bytes; larger ones get 413.
     #[arg(long, env = "LOCO_API_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// Boxed: the login flags are many, and `Command` should stay small.
+    #[command(flatten)]
+    pub auth: Box<crate::api::login::AuthArgs>,
+    #[command(flatten)]
+    pub rate_limits: crate::api::ratelimit::RateLimitArgs,
+    #[command(flatten)]
+    pub deploy: crate::deploy::args::DeployArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -74,6 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Render(a) => std::process::exit(crate::render::cli::run(a)),
         Command::Keys(c) => crate::crypto::cli::run(c).await,
         Command::Tokens(c) => crate::api::cli::run(c).await,
+        Command::Gc(a) => crate::gc::run(a).await,
     }
 }
 
@@ -88,19 +99,47 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&a.db.database_url).await?;
     db::migrate(&pool).await?;
     let (listener, addr) = ops::bind(a.listen).await?;
-    let ctx = crate::api::Ctx::new(
-        pool.clone(),
-        kek,
-        metrics.clone(),
+    let ctx = crate::api::Ctx::new(pool.clone(), kek, metrics.clone(), {
+        let (deploy, preflight_components) = a.deploy.config();
         crate::api::ApiConfig {
             body_limit: a.body_limit,
-        },
+            rate_limits: (&a.rate_limits).into(),
+            deploy,
+            preflight_components,
+        }
+    });
+    let login = crate::api::login::AuthArgs::into_config(*a.auth.clone())
+        .map_err(|e| anyhow::anyhow!("loco-api serve cannot start: {e}"))?;
+    tracing::info!(
+        github = login.github.is_some(),
+        google = login.google.is_some(),
+        deploy_gate_token = login.github_token.is_some(),
+        "login providers configured"
     );
+    let ctx = ctx.with_login(crate::api::login::Login::new(login)?);
     tracing::info!(kek_id = ctx.kek.id(), "key-encryption key loaded");
+    // Deploy workers run beside the API and stop with it; a deployment cut off by the
+    // stop is resumed by the next worker once its lease runs out.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = (a.deploy.deploy_workers > 0).then(|| {
+        let deployer = ctx.deployer.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            deployer
+                .run_workers(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        })
+    });
     let app = crate::api::router(ctx).merge(ops::router(metrics, ready.clone()));
     ready.set(true);
-    tracing::info!(%addr, "loco-api listening");
+    tracing::info!(%addr, workers = a.deploy.deploy_workers, "loco-api listening");
     ops::serve(listener, app, ops::shutdown_signal()).await?;
+    let _ = stop.send(true);
+    if let Some(w) = workers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), w).await;
+    }
     pool.close().await;
     Ok(())
 }

@@ -5,10 +5,13 @@
 //! metrics shared by every binary), and later `crypto`, `render` (pure) and `apply`.
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod crypto;
 pub mod db;
+pub mod deploy;
 pub mod exit;
+pub mod gc;
 pub mod ops;
 pub mod render;
 pub mod spec;

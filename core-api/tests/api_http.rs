@@ -114,13 +114,23 @@ async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let rev = r.json["id"].as_i64().unwrap();
-    assert!(rev > first);
+    // The id is the deployment that rolls the new env out; the names come from its revision.
+    let deployment = r.json["id"].as_i64().unwrap();
     let r = get(&app, &env, &tok).await;
+    let rev = r.json["revision_id"].as_i64().unwrap();
+    assert!(rev > first);
     assert_eq!(
         r.json,
         json!({"revision_id": rev, "names": ["API_KEY", "DATABASE_URL"]})
     );
+    let r = get(
+        &app,
+        &format!("/v1/orgs/{}/deployments/{deployment}", t.org),
+        &tok,
+    )
+    .await;
+    assert_eq!(r.json["revision_id"], rev, "{}", r.text);
+    assert_eq!(r.json["status"], "pending", "no worker runs in this test");
     let r = get(&app, &one, &tok).await;
     assert_eq!(r.json["current_revision_id"], rev);
 
@@ -133,7 +143,12 @@ async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
         .iter()
         .map(|e| e["reason"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(reasons, ["env_changed", "app_created"], "{}", r.text);
+    assert_eq!(
+        reasons,
+        ["env_changed", "deployment_created", "app_created"],
+        "{}",
+        r.text
+    );
     let r = get(&app, &format!("{events}?limit=2"), &tok).await;
     assert_eq!(r.json["events"].as_array().unwrap().len(), 2);
     let after = r.json["next_after"]

@@ -20,6 +20,33 @@ const NOT_ORG_SCOPED: &[(&str, &str)] = &[
     ("get", "/v1/orgs"),
     ("post", "/v1/orgs"),
     ("get", "/v1/regions"),
+    // Logins and sessions (api/login): no org in the path; a session reaches only the
+    // orgs its user is a member of (api_login.rs).
+    ("get", "/v1/auth/github/login"),
+    ("get", "/v1/auth/github/callback"),
+    ("post", "/v1/auth/github/device"),
+    ("post", "/v1/auth/github/device/poll"),
+    ("get", "/v1/auth/google/login"),
+    ("get", "/v1/auth/google/callback"),
+    ("post", "/v1/auth/refresh"),
+    ("post", "/v1/auth/logout"),
+    // Public (see PUBLIC): platform-wide figures, no tenant's names or ids.
+    ("get", "/status"),
+];
+
+/// Routes that answer a caller without any token, on purpose. Every other route of the
+/// OpenAPI document must refuse an anonymous caller with 401 and document its bearer
+/// security requirement (checked by `every_route_but_the_public_ones_needs_a_token`).
+const PUBLIC: &[(&str, &str)] = &[
+    ("get", "/status"),
+    // Logging in is what a caller without a token does.
+    ("get", "/v1/auth/github/login"),
+    ("get", "/v1/auth/github/callback"),
+    ("post", "/v1/auth/github/device"),
+    ("post", "/v1/auth/github/device/poll"),
+    ("get", "/v1/auth/google/login"),
+    ("get", "/v1/auth/google/callback"),
+    ("post", "/v1/auth/refresh"),
 ];
 
 /// A valid body for each route that takes one, so the 404 comes from the tenant
@@ -31,6 +58,12 @@ fn sample_body(method: &str, path: &str, region: i64) -> serde_json::Value {
             json!({"name": "iso", "host": "iso.apps.example.com"})
         }
         ("put", "/v1/orgs/{org_id}/apps/{app_id}/env") => json!({"INJECTED": "x"}),
+        ("put", "/v1/orgs/{org_id}/deploy-gate") => json!({"repos": ["o/r"]}),
+        ("post", "/v1/orgs/{org_id}/apps/{app_id}/deployments") => {
+            json!({"image": "registry.example/team/app:v1"})
+        }
+        ("post", "/v1/orgs/{org_id}/apps/{app_id}/rollback") => json!({}),
+        ("post", "/v1/orgs/{org_id}/apps/{app_id}/scale") => json!({"replicas": 1}),
         _ => panic!("{method} {path} takes a body: add a valid sample to sample_body"),
     }
 }
@@ -41,6 +74,14 @@ async fn org_a_sees_none_of_org_bs_objects(pool: PgPool) {
     let b = tenant(&pool, &kek(), "org-b").await;
     let b_app = db_support::app(&pool, &kek(), &b, "secret-app").await;
     let b_rev = revision_with_env(&pool, &kek(), b_app, &[("B_ONLY", "b-value")]).await;
+    let b_deployment = {
+        let mut tx = pool.begin().await.unwrap();
+        let id = loco_core::db::deployments::create(&mut tx, b_app, b_rev, &b.actor())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
     // A has objects of its own, so A's callers have something to find.
     let a_app = db_support::app(&pool, &kek(), &a, "web").await;
     revision_with_env(&pool, &kek(), a_app, &[]).await;
@@ -84,6 +125,7 @@ async fn org_a_sees_none_of_org_bs_objects(pool: PgPool) {
                         "org_id" => continue,
                         "workspace_id" => b.workspace,
                         "app_id" => b_app,
+                        "deployment_id" => b_deployment,
                         other => panic!("{path}: teach this test about {{{other}}}"),
                     };
                     p = p.replace(&format!("{{{param}}}"), &id.to_string());
@@ -145,4 +187,55 @@ async fn org_a_sees_none_of_org_bs_objects(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(b_apps.len(), 1, "nothing created in B");
+}
+
+#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+async fn every_route_but_the_public_ones_needs_a_token(pool: PgPool) {
+    let t = tenant(&pool, &kek(), "org-a").await;
+    let app = router(&pool);
+    let doc = call(&app, Method::GET, "/openapi.json", None, None)
+        .await
+        .json;
+    let mut public = BTreeSet::new();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            // Real ids of the caller-less tenant, so nothing but the missing token can refuse.
+            let mut url = path.replace("{org_id}", &t.org.to_string());
+            url = url.replace("{workspace_id}", &t.workspace.to_string());
+            while let (Some(open), Some(close)) = (url.find('{'), url.find('}')) {
+                url.replace_range(open..=close, "1");
+            }
+            let body = op.get("requestBody").map(|_| json!({}));
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = call(&app, m, &url, None, body).await;
+            checked += 1;
+            if r.status == StatusCode::UNAUTHORIZED {
+                assert_eq!(r.error(), "unauthenticated", "{method} {url}");
+                assert!(
+                    op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                    "{method} {path} needs a token but its OpenAPI entry has no security requirement"
+                );
+            } else {
+                assert!(
+                    op.get("security").is_none(),
+                    "{method} {path} answered {} without a token but documents a security requirement",
+                    r.status
+                );
+                public.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let expected: BTreeSet<_> = PUBLIC
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        public, expected,
+        "routes answering without a token: list a route in PUBLIC only if it is meant to be public; otherwise it lacks its auth extractor"
+    );
+    assert!(checked > PUBLIC.len(), "only {checked} routes checked");
 }

@@ -19,10 +19,10 @@ use super::extract::{Id, Json, Path, Query};
 use super::orgs::{PageParams, next_after};
 use super::{Created, Ctx, validate};
 use crate::crypto::Secret;
-use crate::db::events::{self, NewEvent};
-use crate::db::revisions::{self, EnvChange, NewRevision};
+use crate::db::revisions;
 use crate::db::tokens::Scope;
 use crate::db::{DbError, apps, workspaces};
+use crate::deploy::request::{Change, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -186,7 +186,7 @@ pub async fn list(
     request_body = NewApp,
     responses((status = 201, body = Created), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create(
     State(ctx): State<Ctx>,
     a: OrgAccess,
@@ -221,6 +221,9 @@ pub async fn create(
         sleep_idle_window_seconds: i32::try_from(window).map_err(ApiError::internal)?,
         grpc_services: &[],
     };
+    // Last, so a refused or invalid request does not use up the org's allowance.
+    ctx.rate_limits
+        .check(a.org_id, super::ratelimit::RateAction::CreateApp)?;
     let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
     let id = apps::create(&mut tx, &ctx.kek, &new, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
@@ -243,8 +246,9 @@ pub async fn get(
     Ok(axum::Json(out))
 }
 
-/// Deletes an app with its revisions, env values and data key (its secrets in old
-/// snapshots become unreadable). Needs the member role or higher.
+/// Deletes an app: its namespace in the cluster first, then its revisions, env values
+/// and data key (its secrets in old snapshots become unreadable). Needs the member role
+/// or higher; refused while a deployment of it runs.
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/apps/{app_id}", tag = "apps",
     security(("bearer" = [])),
     params(("org_id" = i64, Path, minimum = 1), ("app_id" = i64, Path, minimum = 1)),
@@ -254,8 +258,10 @@ pub async fn delete(
     a: OrgAccess,
     Path(p): Path<AppPath>,
 ) -> Result<StatusCode, ApiError> {
-    apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
+    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
     a.require(Scope::Write)?;
+    // The cluster first: rows deleted before the namespace would orphan it.
+    ctx.deployer.remove_app(&app).await?;
     let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
     apps::delete(&mut tx, a.org_id, p.app_id.0, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
@@ -307,7 +313,8 @@ pub async fn get_env(
 }
 
 /// Replaces the app's env: writes a new revision (cause `env`) with the values sealed
-/// by the app's data key and returns its id. Needs the member role or higher.
+/// by the app's data key and queues its deployment (a rolling restart); returns the
+/// deployment's id. Needs the member role or higher.
 #[utoipa::path(put, path = "/v1/orgs/{org_id}/apps/{app_id}/env", tag = "apps",
     security(("bearer" = [])),
     params(("org_id" = i64, Path, minimum = 1), ("app_id" = i64, Path, minimum = 1)),
@@ -334,62 +341,22 @@ pub async fn put_env(
         validate::env_name(name)?;
         validate::env_value(name, value)?;
     }
-    let names: Vec<String> = body.0.keys().cloned().collect();
     let env: Vec<(String, Secret)> = body
         .0
         .into_iter()
         .map(|(name, value)| (name, Secret::new(value)))
         .collect();
 
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
-    // Held until commit, so the revision read here is still the newest when ours lands.
-    crate::db::lock_app(&mut tx, app.id).await?;
-    let Some(current) = revisions::current(&mut *tx, app.id).await? else {
-        return Err(ApiError::Conflict {
-            reason: "app_not_deployed",
-            message:
-                "the app has no revision yet; env is part of a revision, which a deploy creates"
-                    .to_string(),
-            next_step: "deploy the app once, then set its env".to_string(),
-        });
+    ctx.rate_limits
+        .check(a.org_id, super::ratelimit::RateAction::Deploy)?;
+    let outcome = ctx
+        .deployer
+        .request_change(&app, Change::Env(env), &a.actor())
+        .await?;
+    let id = match outcome {
+        Outcome::Queued { deployment_id, .. } | Outcome::Unchanged { deployment_id } => {
+            deployment_id
+        }
     };
-    let id = revisions::create(
-        &mut tx,
-        &ctx.kek,
-        &NewRevision {
-            app_id: app.id,
-            spec: &current.spec,
-            image_digest: &current.image_digest,
-            replicas: current.replicas,
-            asleep: current.asleep,
-            cause: "env",
-            env: EnvChange::Replace(env),
-            created_by: Some(a.principal.user_id),
-        },
-    )
-    .await?;
-    let message: String = format!(
-        "env of app {} replaced in revision {id}: {} variable(s): {}",
-        app.name,
-        names.len(),
-        names.join(", ")
-    )
-    .chars()
-    .take(4000)
-    .collect();
-    events::record(
-        &mut *tx,
-        &NewEvent {
-            org_id: a.org_id,
-            workspace_id: Some(app.workspace_id),
-            app_id: Some(app.id),
-            actor: a.actor(),
-            reason: "env_changed",
-            message,
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(DbError::from)?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
 }

@@ -1,11 +1,10 @@
 //! Authentication and per-org authorisation, as extractors.
 //!
 //! [`Principal`] reads `Authorization: Bearer <credential>` and resolves it to a user.
-//! Today the only credential is an API token (`loco_...`, looked up by its SHA-256).
-//! TODO(issue 5, item 3): loco sessions from GitHub OAuth / Google OIDC logins arrive as
-//! another [`Credential`] variant: [`Principal::from_bearer`] dispatches on the token's
-//! prefix, and a session reaches every org its user is a member of (`reachable_org`
-//! returns `None`), where a token reaches only its own org.
+//! Two credentials, told apart by prefix so each is one indexed lookup by SHA-256: an API
+//! token (`loco_...`) reaches only its own org, within its scopes; a session access token
+//! (`loco-access_...`, from a GitHub or Google login, see [`super::login`]) reaches every
+//! org its user is a member of (`reachable_org` returns `None`), where the role decides.
 //!
 //! [`OrgAccess`] adds the org of the path (`{org_id}`): the caller's role there, narrowed
 //! by the credential's scope. A caller who is not a member, or whose token belongs to
@@ -22,6 +21,7 @@ use super::Ctx;
 use super::error::ApiError;
 use crate::db::events::Actor;
 use crate::db::orgs::{self, Role};
+use crate::db::sessions;
 use crate::db::tokens::{self, Scope};
 
 /// How a request authenticated.
@@ -29,6 +29,8 @@ use crate::db::tokens::{self, Scope};
 pub enum Credential {
     /// An API token, bound to one org.
     ApiToken { id: i64, org_id: i64 },
+    /// A loco session (after a GitHub or Google login), by session id.
+    Session { id: i64 },
 }
 
 /// The authenticated caller.
@@ -45,6 +47,7 @@ impl Principal {
     pub fn actor(&self) -> Actor {
         match self.credential {
             Credential::ApiToken { id, .. } => Actor::Token(id),
+            Credential::Session { .. } => Actor::User(self.user_id),
         }
     }
 
@@ -52,6 +55,7 @@ impl Principal {
     pub fn reachable_org(&self) -> Option<i64> {
         match self.credential {
             Credential::ApiToken { org_id, .. } => Some(org_id),
+            Credential::Session { .. } => None,
         }
     }
 
@@ -76,6 +80,18 @@ impl Principal {
     }
 
     async fn from_bearer(ctx: &Ctx, presented: &str) -> Result<Principal, ApiError> {
+        if presented.starts_with(sessions::ACCESS_PREFIX) {
+            return super::login::session::authenticate(ctx, presented).await;
+        }
+        if presented.starts_with(sessions::REFRESH_PREFIX) {
+            return Err(ApiError::Unauthenticated {
+                reason: "token_invalid",
+                message: "a refresh token is not a bearer credential".to_string(),
+                next_step:
+                    "exchange it at POST /v1/auth/refresh and send the access_token it returns"
+                        .to_string(),
+            });
+        }
         if !presented.starts_with(tokens::TOKEN_PREFIX) {
             return Err(unauthenticated(
                 "token_invalid",

@@ -75,6 +75,20 @@ pub enum ApiError {
         message: String,
         next_step: &'static str,
     },
+    /// A dependency (a cluster, the registry, GitHub) cannot answer now: 503, retry later.
+    #[error("{message}")]
+    Unavailable {
+        reason: &'static str,
+        message: String,
+        next_step: String,
+    },
+    /// The org used up its rate limit for this action (see `super::ratelimit`): 429.
+    #[error("{message}")]
+    RateLimited {
+        retry_after_seconds: u64,
+        message: String,
+        next_step: String,
+    },
     #[error("no such endpoint")]
     NoRoute,
     #[error("method not allowed")]
@@ -106,6 +120,8 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Rejected { status, .. } => *status,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,11 +132,13 @@ impl ApiError {
             ApiError::Unauthenticated { reason, .. }
             | ApiError::Forbidden { reason, .. }
             | ApiError::Conflict { reason, .. }
+            | ApiError::Unavailable { reason, .. }
             | ApiError::Rejected { reason, .. } => reason,
             ApiError::NotFound(_) => "not_found",
             ApiError::Invalid { .. } => "invalid_input",
             ApiError::NoRoute => "no_such_endpoint",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -130,6 +148,8 @@ impl ApiError {
             ApiError::Unauthenticated { next_step, .. }
             | ApiError::Forbidden { next_step, .. }
             | ApiError::Conflict { next_step, .. }
+            | ApiError::Unavailable { next_step, .. }
+            | ApiError::RateLimited { next_step, .. }
             | ApiError::Invalid { next_step, .. } => next_step.clone(),
             ApiError::Rejected { next_step, .. } => (*next_step).to_string(),
             ApiError::NotFound(what) => format!(
@@ -218,6 +238,14 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }
         resp.extensions_mut().insert(envelope);
         resp

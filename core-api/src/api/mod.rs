@@ -9,17 +9,26 @@
 //! every lookup below it is scoped by that org id, so another tenant's object reads as
 //! not found. Creates return `{id}` only, with 201.
 //!
-//! Not in this slice (issue 5): GitHub OAuth and Google OIDC logins and loco sessions
-//! (TODO: a `Credential::Session` in [`auth`]), deployments, `/status`, per-org rate
-//! limits, and the org deploy gate.
+//! Not in this slice (issue 5): deployments.
+//!
+//! Logins (GitHub OAuth, Google OIDC), loco sessions (`Credential::Session` in [`auth`])
+//! and the org deploy gate live in [`login`], under `/v1/auth/...`.
+//!
+//! `GET /status` is public (no token; [`status`]). Deploys and app creation are rate
+//! limited per org ([`ratelimit`]).
 
 pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod latency;
+pub mod login;
+pub mod ratelimit;
+pub mod status;
 pub mod validate;
 
 mod apps;
+mod deployments;
 mod events;
 mod orgs;
 mod workspaces;
@@ -52,12 +61,22 @@ use crate::telemetry::Metrics;
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub body_limit: usize,
+    /// Per-org limits of deploys and app creation.
+    pub rate_limits: ratelimit::RateLimitConfig,
+    /// How deployments are validated, resolved, queued and applied.
+    pub deploy: crate::deploy::DeployConfig,
+    /// Where loco's own Deployments live, checked Ready by the preflight gate before a
+    /// deploy; `None` skips that check (a cluster without loco's chart).
+    pub preflight_components: Option<loco_preflight::ComponentSelector>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             body_limit: 1024 * 1024,
+            rate_limits: ratelimit::RateLimitConfig::default(),
+            deploy: crate::deploy::DeployConfig::default(),
+            preflight_components: None,
         }
     }
 }
@@ -101,16 +120,40 @@ pub struct Ctx {
     pub kek: Arc<Kek>,
     pub metrics: ApiMetrics,
     pub config: Arc<ApiConfig>,
+    /// GitHub / Google logins, sessions and the deploy gate; none configured after
+    /// [`Ctx::new`], set with [`Ctx::with_login`].
+    pub login: Arc<login::Login>,
+    /// Per-org token buckets: `ctx.rate_limits.check(org_id, RateAction::Deploy)?`.
+    pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// The latency ring and the cached page of `GET /status`.
+    pub status: Arc<status::StatusState>,
+    /// Queues deployments (deploy, env, scale, rollback, sleep, wake) and deletes apps'
+    /// cluster objects; `serve` also runs its workers.
+    pub deployer: crate::deploy::Deployer,
 }
 
 impl Ctx {
     /// Registers the API's metrics into `metrics` (call once per registry).
     pub fn new(db: PgPool, kek: Kek, metrics: Metrics, config: ApiConfig) -> Self {
+        let kek = Arc::new(kek);
+        let deployer = crate::deploy::Deployer::new(
+            db.clone(),
+            kek.clone(),
+            config.deploy.clone(),
+            Arc::new(crate::deploy::CachedGates::new(
+                config.preflight_components.clone(),
+            )),
+            crate::deploy::DeployMetrics::register(&metrics),
+        );
         Ctx {
             db,
-            kek: Arc::new(kek),
+            kek,
+            deployer,
             metrics: ApiMetrics::new(metrics),
+            rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits)),
+            status: Arc::new(status::StatusState::default()),
             config: Arc::new(config),
+            login: Arc::new(login::Login::disabled()),
         }
     }
 }
@@ -157,7 +200,25 @@ fn routes() -> (Router<Ctx>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::list, apps::create))
         .routes(routes!(apps::get, apps::delete))
         .routes(routes!(apps::get_env, apps::put_env))
+        .routes(routes!(deployments::list, deployments::create))
+        .routes(routes!(deployments::get))
+        .routes(routes!(deployments::stream))
+        .routes(routes!(deployments::rollback))
+        .routes(routes!(deployments::scale))
+        .routes(routes!(deployments::sleep))
+        .routes(routes!(deployments::wake))
+        .routes(routes!(deployments::revisions))
         .routes(routes!(events::list))
+        .routes(routes!(login::web::github_login))
+        .routes(routes!(login::web::github_callback))
+        .routes(routes!(login::device::github_device_start))
+        .routes(routes!(login::device::github_device_poll))
+        .routes(routes!(login::web::google_login))
+        .routes(routes!(login::web::google_callback))
+        .routes(routes!(login::session::refresh))
+        .routes(routes!(login::session::logout))
+        .routes(routes!(login::gate::get_gate, login::gate::put_gate))
+        .routes(routes!(status::get))
         .split_for_parts()
 }
 
@@ -185,6 +246,10 @@ pub fn router(ctx: Ctx) -> Router {
     .layer(axum::middleware::from_fn_with_state(
         ctx.clone(),
         error::finish_errors,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        status::track_latency,
     ))
     .layer(
         TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -55,21 +55,25 @@ impl PageParams {
     }
 }
 
-/// The orgs the caller's credential reaches (an API token: its own org).
+/// The orgs the caller's credential reaches (an API token: its own org; a session: the
+/// user's orgs, the first 200 by id).
 #[utoipa::path(get, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])),
     responses((status = 200, body = OrgList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(ctx): State<Ctx>, p: Principal) -> Result<axum::Json<OrgList>, ApiError> {
+    let reached = match p.reachable_org() {
+        Some(org_id) => vec![orgs::get_org(&ctx.db, org_id).await?],
+        None => orgs::list_orgs_of_user(&ctx.db, p.user_id, Page::first(Page::MAX_LIMIT)).await?,
+    };
     let mut out = vec![];
-    if let Some(org_id) = p.reachable_org()
-        && let Some(role) = orgs::role_of(&ctx.db, org_id, p.user_id).await?
-    {
-        let o = orgs::get_org(&ctx.db, org_id).await?;
-        out.push(Org {
-            id: o.id,
-            name: o.name,
-            role: role.as_str().to_string(),
-            created_at: o.created_at,
-        });
+    for o in reached {
+        if let Some(role) = orgs::role_of(&ctx.db, o.id, p.user_id).await? {
+            out.push(Org {
+                id: o.id,
+                name: o.name,
+                role: role.as_str().to_string(),
+                created_at: o.created_at,
+            });
+        }
     }
     Ok(axum::Json(OrgList { orgs: out }))
 }

@@ -299,6 +299,38 @@ impl Dek {
         let plain = open_with(&self.cipher(), sealed, &cluster_credentials_ad(cluster_id))?;
         Secret::from_utf8(plain)
     }
+
+    /// A key derived from this DEK for keyed hashes of env values (render names the env
+    /// Secret after such a hash): knowing the hash reveals nothing about low-entropy
+    /// values without the DEK, and the DEK itself is never exposed.
+    pub fn checksum_key(&self) -> Zeroizing<Vec<u8>> {
+        let mut h = Sha256::new();
+        h.update(b"loco/env-checksum-key/v1\0");
+        h.update(self.key.as_ref());
+        Zeroizing::new(h.finalize().to_vec())
+    }
+
+    /// Seals a cluster's read-only registry credential (rendered as imagePullSecrets).
+    pub fn seal_pull_credential(
+        &self,
+        cluster_id: i64,
+        credential: &Secret,
+    ) -> Result<Sealed, CryptoError> {
+        seal_with(
+            &self.cipher(),
+            credential.expose().as_bytes(),
+            &pull_credential_ad(cluster_id),
+        )
+    }
+
+    pub fn open_pull_credential(
+        &self,
+        cluster_id: i64,
+        sealed: &Sealed,
+    ) -> Result<Secret, CryptoError> {
+        let plain = open_with(&self.cipher(), sealed, &pull_credential_ad(cluster_id))?;
+        Secret::from_utf8(plain)
+    }
 }
 
 // Associated data: a purpose tag, the owner id as fixed-width bytes, then the name
@@ -315,6 +347,14 @@ fn env_ad(app_id: i64, name: &str) -> Vec<u8> {
 fn cluster_credentials_ad(cluster_id: i64) -> Vec<u8> {
     [
         b"loco/cluster-credentials/v1\0".as_slice(),
+        &cluster_id.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn pull_credential_ad(cluster_id: i64) -> Vec<u8> {
+    [
+        b"loco/pull-credential/v1\0".as_slice(),
         &cluster_id.to_be_bytes(),
     ]
     .concat()

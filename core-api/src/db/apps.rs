@@ -170,6 +170,31 @@ pub async fn list(
     .await?)
 }
 
+/// An app of a workspace as its siblings see it: name and routed port of its newest
+/// revision (apps never deployed have none and are left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sibling {
+    pub id: i64,
+    pub name: String,
+    pub port: i32,
+}
+
+/// The apps of a workspace that have a revision, for the LOCO_<APP>_URL variables.
+pub async fn siblings(db: impl PgExecutor<'_>, workspace_id: i64) -> Result<Vec<Sibling>, DbError> {
+    Ok(sqlx::query_as!(
+        Sibling,
+        r#"SELECT a.id, a.name, (r.spec->'routing'->>'port')::int AS "port!"
+             FROM apps a
+             JOIN LATERAL (SELECT spec FROM app_revisions
+                            WHERE app_id = a.id ORDER BY id DESC LIMIT 1) r ON true
+            WHERE a.workspace_id = $1 AND r.spec->'routing'->>'port' IS NOT NULL
+            ORDER BY a.id"#,
+        workspace_id
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 /// The app serving `path` on `host`: the longest matching path prefix (the reviver's lookup).
 pub async fn find_by_route(
     db: impl PgExecutor<'_>,

@@ -167,27 +167,22 @@ pub async fn credentials(
     Ok(dek.open_cluster_credentials(cluster_id, &sealed)?)
 }
 
-/// Replaces a cluster's credentials (after a recreate writes a new kubeconfig), with a
-/// fresh data key.
+/// Replaces a cluster's credentials (after a recreate writes a new kubeconfig). The
+/// cluster's data key stays: its pull credential, sealed with the same key, stays readable.
 pub async fn set_credentials(
-    db: impl PgExecutor<'_>,
+    db: impl PgExecutor<'_> + Copy,
     kek: &Kek,
     cluster_id: i64,
     credentials: &Secret,
 ) -> Result<(), DbError> {
-    let dek = Dek::generate()?;
-    let wrapped = kek.wrap(&dek, DekOwner::Cluster(cluster_id))?;
+    let dek = data_key(db, kek, cluster_id).await?;
     let sealed = dek.seal_cluster_credentials(cluster_id, credentials)?;
     let done = sqlx::query!(
-        "UPDATE clusters SET credentials_ciphertext = $2, credentials_nonce = $3,
-                dek_wrapped = $4, dek_nonce = $5, dek_kek_id = $6, updated_at = now()
+        "UPDATE clusters SET credentials_ciphertext = $2, credentials_nonce = $3, updated_at = now()
           WHERE id = $1",
         cluster_id,
         sealed.ciphertext,
         sealed.nonce,
-        wrapped.ciphertext,
-        wrapped.nonce,
-        wrapped.kek_id
     )
     .execute(db)
     .await?;
@@ -195,6 +190,100 @@ pub async fn set_credentials(
         return Err(DbError::NotFound("cluster"));
     }
     Ok(())
+}
+
+/// The cluster's data key, unwrapped in memory.
+async fn data_key(db: impl PgExecutor<'_>, kek: &Kek, cluster_id: i64) -> Result<Dek, DbError> {
+    let row = sqlx::query!(
+        "SELECT dek_wrapped, dek_nonce, dek_kek_id FROM clusters WHERE id = $1",
+        cluster_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))?;
+    let wrapped = WrappedDek {
+        kek_id: row.dek_kek_id,
+        nonce: row.dek_nonce,
+        ciphertext: row.dek_wrapped,
+    };
+    Ok(kek.unwrap(&wrapped, DekOwner::Cluster(cluster_id))?)
+}
+
+/// The cluster's read-only registry login, rendered as every app namespace's
+/// imagePullSecret. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct PullCredential {
+    /// Registry host (and port) as image references name it.
+    pub registry: String,
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedLogin {
+    username: String,
+    password: String,
+}
+
+/// Stores (or replaces) the cluster's pull credential, sealed with the cluster's data key.
+pub async fn set_pull_credential(
+    db: impl PgExecutor<'_> + Copy,
+    kek: &Kek,
+    cluster_id: i64,
+    cred: &PullCredential,
+) -> Result<(), DbError> {
+    let dek = data_key(db, kek, cluster_id).await?;
+    let login = serde_json::to_string(&SealedLogin {
+        username: cred.username.clone(),
+        password: cred.password.expose().to_owned(),
+    })
+    .map_err(|e| DbError::Corrupt(format!("pull credential: {e}")))?;
+    let sealed = dek.seal_pull_credential(cluster_id, &Secret::new(login))?;
+    sqlx::query!(
+        "UPDATE clusters SET pull_registry = $2, pull_credential_ciphertext = $3,
+                pull_credential_nonce = $4, updated_at = now()
+          WHERE id = $1",
+        cluster_id,
+        cred.registry,
+        sealed.ciphertext,
+        sealed.nonce
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The cluster's pull credential, decrypted in memory; `None` when it has none (public
+/// images only).
+pub async fn pull_credential(
+    db: impl PgExecutor<'_> + Copy,
+    kek: &Kek,
+    cluster_id: i64,
+) -> Result<Option<PullCredential>, DbError> {
+    let row = sqlx::query!(
+        "SELECT pull_registry, pull_credential_ciphertext, pull_credential_nonce
+           FROM clusters WHERE id = $1",
+        cluster_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))?;
+    let (Some(registry), Some(ciphertext), Some(nonce)) = (
+        row.pull_registry,
+        row.pull_credential_ciphertext,
+        row.pull_credential_nonce,
+    ) else {
+        return Ok(None);
+    };
+    let dek = data_key(db, kek, cluster_id).await?;
+    let plain = dek.open_pull_credential(cluster_id, &Sealed { nonce, ciphertext })?;
+    let login: SealedLogin = serde_json::from_str(plain.expose())
+        .map_err(|_| DbError::Corrupt("pull credential is not the JSON loco seals".into()))?;
+    Ok(Some(PullCredential {
+        registry,
+        username: login.username,
+        password: Secret::new(login.password),
+    }))
 }
 
 /// Records a probe result; `reason` is snake_case (e.g. `api_server_unreachable`).

@@ -119,3 +119,28 @@ pub async fn list(
     .fetch_all(db)
     .await?)
 }
+
+/// A deployment's events oldest first, after event id `after` (0: from the start): its
+/// progress, as the API returns and streams it.
+pub async fn of_deployment(
+    db: impl PgExecutor<'_>,
+    org_id: i64,
+    deployment_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Event>, DbError> {
+    Ok(sqlx::query_as!(
+        Event,
+        "SELECT id, org_id, workspace_id, app_id, deployment_id, actor, reason, message, created_at
+           FROM events
+          WHERE org_id = $1 AND deployment_id = $2 AND id > $3
+          ORDER BY id
+          LIMIT $4",
+        org_id,
+        deployment_id,
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}

@@ -10,9 +10,13 @@ pub mod apps;
 pub mod clusters;
 pub mod deployments;
 pub mod events;
+pub mod gc;
 pub mod keys;
 pub mod orgs;
+pub mod queue;
 pub mod revisions;
+pub mod sessions;
+pub mod status;
 pub mod tokens;
 pub mod workspaces;
 
@@ -55,6 +59,9 @@ pub enum DbError {
     InvalidTransition { from: String, to: &'static str },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A stored value does not have the shape loco wrote (never shows the value).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
     /// Anything else from the database: logged with an id, never shown to a user.
     #[error("database query failed: {0}")]
     Query(sqlx::Error),
@@ -68,6 +75,7 @@ impl DbError {
             DbError::NotFound(_) => "not_found",
             DbError::Conflict { reason, .. } => reason,
             DbError::InvalidTransition { .. } => "invalid_status_transition",
+            DbError::Corrupt(_) => "stored_data_corrupt",
             DbError::Crypto(e) => e.reason(),
             DbError::Query(_) => "database_error",
         }

@@ -18,6 +18,8 @@ pub enum EnvChange {
     Inherit,
     /// Exactly these values, sealed with the app's data key.
     Replace(Vec<(String, Secret)>),
+    /// The values of an earlier revision of the same app (a rollback), copied sealed.
+    CopyFrom(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct NewRevision<'a> {
     /// The resolved spec as JSON (no env values in it).
     pub spec: &'a serde_json::Value,
     pub image_digest: &'a str,
+    /// `registry/repository[:tag]@<image_digest>`: what render runs.
+    pub image: &'a str,
     pub replicas: i32,
     pub asleep: bool,
     /// snake_case: deploy, env, scale, sleep, wake, rollback, ...
@@ -40,6 +44,8 @@ pub struct Revision {
     pub app_id: i64,
     pub spec: serde_json::Value,
     pub image_digest: String,
+    /// `None` only on rows written before revisions recorded their image reference.
+    pub image: Option<String>,
     pub replicas: i32,
     pub asleep: bool,
     pub cause: String,
@@ -52,11 +58,12 @@ pub async fn create(tx: &mut Tx<'_>, kek: &Kek, rev: &NewRevision<'_>) -> Result
     super::lock_app(tx, rev.app_id).await?;
     let previous = current_id(&mut **tx, rev.app_id).await?;
     let id = sqlx::query_scalar!(
-        "INSERT INTO app_revisions (app_id, spec, image_digest, replicas, asleep, cause, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO app_revisions (app_id, spec, image_digest, image, replicas, asleep, cause, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         rev.app_id,
         rev.spec,
         rev.image_digest,
+        rev.image,
         rev.replicas,
         rev.asleep,
         rev.cause,
@@ -80,6 +87,19 @@ pub async fn create(tx: &mut Tx<'_>, kek: &Kek, rev: &NewRevision<'_>) -> Result
                 .execute(&mut **tx)
                 .await?;
             }
+        }
+        EnvChange::CopyFrom(source) => {
+            sqlx::query!(
+                "INSERT INTO app_revision_env (revision_id, name, nonce, ciphertext)
+                 SELECT $1, e.name, e.nonce, e.ciphertext
+                   FROM app_revision_env e JOIN app_revisions r ON r.id = e.revision_id
+                  WHERE e.revision_id = $2 AND r.app_id = $3",
+                id,
+                source,
+                rev.app_id
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         EnvChange::Replace(values) => {
             let dek = apps::data_key(&mut **tx, kek, rev.app_id).await?;
@@ -118,7 +138,7 @@ async fn current_id(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<i64>,
 pub async fn current(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Revision>, DbError> {
     Ok(sqlx::query_as!(
         Revision,
-        "SELECT id, app_id, spec, image_digest, replicas, asleep, cause, created_by, created_at
+        "SELECT id, app_id, spec, image_digest, image, replicas, asleep, cause, created_by, created_at
            FROM app_revisions WHERE app_id = $1 ORDER BY id DESC LIMIT 1",
         app_id
     )
@@ -130,7 +150,7 @@ pub async fn current(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Revi
 pub async fn deployed(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Revision>, DbError> {
     Ok(sqlx::query_as!(
         Revision,
-        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.replicas, r.asleep, r.cause,
+        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.image, r.replicas, r.asleep, r.cause,
                 r.created_by, r.created_at
            FROM deployments d JOIN app_revisions r ON r.id = d.revision_id
           WHERE d.app_id = $1 AND d.active",
@@ -148,7 +168,7 @@ pub async fn get(
 ) -> Result<Revision, DbError> {
     sqlx::query_as!(
         Revision,
-        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.replicas, r.asleep, r.cause,
+        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.image, r.replicas, r.asleep, r.cause,
                 r.created_by, r.created_at
            FROM app_revisions r JOIN apps a ON a.id = r.app_id
           WHERE a.org_id = $1 AND r.id = $2",
@@ -169,7 +189,7 @@ pub async fn list(
 ) -> Result<Vec<Revision>, DbError> {
     Ok(sqlx::query_as!(
         Revision,
-        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.replicas, r.asleep, r.cause,
+        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.image, r.replicas, r.asleep, r.cause,
                 r.created_by, r.created_at
            FROM app_revisions r JOIN apps a ON a.id = r.app_id
           WHERE a.org_id = $1 AND r.app_id = $2 AND ($3::bigint IS NULL OR r.id < $3)

@@ -10,6 +10,7 @@ use loco_core::db::{clusters, workspaces};
 use sqlx::PgPool;
 
 pub const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+pub const IMAGE: &str = "registry.example/team/app:v1@sha256:0000000000000000000000000000000000000000000000000000000000000001";
 
 pub struct Tenant {
     pub user: i64,
@@ -102,6 +103,7 @@ pub async fn revision_with_env(pool: &PgPool, kek: &Kek, app_id: i64, env: &[(&s
             app_id,
             spec: &spec,
             image_digest: DIGEST,
+            image: IMAGE,
             replicas: 1,
             asleep: false,
             cause: "deploy",
