@@ -19,6 +19,13 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use db_support::tenant;
 use deploy_support::*;
+
+/// The stack's admin client, for inspecting what loco applied (never for applying).
+async fn admin_client() -> kube::Client {
+    apply_support::admin_client()
+        .await
+        .expect("the test cluster (tests/minikube/stack up)")
+}
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
 use kube::Api;

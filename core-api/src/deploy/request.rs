@@ -129,10 +129,13 @@ impl Change {
 }
 
 /// The revision a change starts from.
-async fn base(db: &sqlx::PgPool, app_id: i64) -> Result<Option<Revision>, DbError> {
-    match revisions::deployed(db, app_id).await? {
+async fn base_revision(
+    conn: &mut sqlx::PgConnection,
+    app_id: i64,
+) -> Result<Option<Revision>, DbError> {
+    match revisions::deployed(&mut *conn, app_id).await? {
         Some(r) => Ok(Some(r)),
-        None => revisions::current(db, app_id).await,
+        None => revisions::current(&mut *conn, app_id).await,
     }
 }
 
@@ -144,7 +147,9 @@ impl Deployer {
         req: &DeployRequest,
         actor: &Actor,
     ) -> Result<Outcome, RequestError> {
-        let base = base(&self.db, app.id).await?;
+        // Read without the lock (the registry is asked below, outside any transaction),
+        // then checked again under it.
+        let base = base_revision(&mut *self.db.acquire().await?, app.id).await?;
         let (spec, spec_env) = match &req.spec {
             Some(text) => {
                 let mut opts = self.config.spec.clone();
@@ -194,6 +199,18 @@ impl Deployer {
 
         let mut tx = self.db.begin().await?;
         crate::db::lock_app(&mut tx, app.id).await?;
+        // Another change landed between the read above and the lock: what was validated
+        // and merged no longer starts from the app's state.
+        if base_revision(&mut tx, app.id).await?.map(|r| r.id) != base.as_ref().map(|r| r.id) {
+            return Err(RequestError::Conflict {
+                reason: "app_changed_concurrently",
+                message: format!(
+                    "app {} changed while this deploy was being checked",
+                    app.name
+                ),
+                next_step: "send the deploy again".into(),
+            });
+        }
         let (digest, pinned) = match (&image, &base) {
             (Some(i), _) => (i.digest.clone(), i.pinned()),
             (None, Some(b)) => (
@@ -303,11 +320,7 @@ impl Deployer {
         let cause = change.cause();
         let mut tx = self.db.begin().await?;
         crate::db::lock_app(&mut tx, app.id).await?;
-        let base = match revisions::deployed(&mut *tx, app.id).await? {
-            Some(r) => Some(r),
-            None => revisions::current(&mut *tx, app.id).await?,
-        };
-        let Some(base) = base else {
+        let Some(base) = base_revision(&mut tx, app.id).await? else {
             return Err(RequestError::Conflict {
                 reason: "app_not_deployed",
                 message: format!(

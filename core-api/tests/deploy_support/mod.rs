@@ -124,13 +124,6 @@ pub async fn use_test_cluster(pool: &PgPool, kek: &Kek, cluster_id: i64, kubecon
         .unwrap();
 }
 
-/// The admin kubeconfig of the stack, for inspecting what loco applied.
-pub async fn admin_client() -> kube::Client {
-    kube::Client::try_default()
-        .await
-        .expect("KUBECONFIG of the stack (tests/minikube/stack env)")
-}
-
 /// Polls `f` every 200 ms until it returns Some, or panics after `secs`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
