@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use crate::error::Error;
 use crate::model::{
     ComponentInfo, ComponentSelector, ComponentsState, NodeInfo, PodUsage, Request,
 };
-use crate::placement::{Usage, Verdict, evaluate, evaluate_with_usage};
+use crate::placement::{Verdict, evaluate, evaluate_with_usage};
+use crate::usage::{Usage, UsageIndex};
 
 /// Pods that hold resources: Succeeded and Failed pods release theirs.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -251,9 +252,6 @@ fn copy_error(e: &Error) -> Error {
     }
 }
 
-/// The pods summed per node, and the pod watch generation it was summed at.
-type UsageMemo = (u64, Arc<Usage>);
-
 /// Aborts the watch tasks when the cache is dropped.
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
@@ -270,10 +268,8 @@ impl Drop for Tasks {
 pub struct Cache {
     nodes: Store<NodeInfo>,
     pods: Store<PodUsage>,
-    /// Bumped on every change the pod watch applied.
-    pods_generation: Arc<AtomicU64>,
-    /// The pods summed per node, and the generation it was summed at.
-    usage: Arc<Mutex<Option<UsageMemo>>>,
+    /// The pods summed per node, kept current event by event by the pod watch.
+    usage: Arc<Mutex<UsageIndex>>,
     components: Option<(ComponentSelector, Store<ComponentInfo>)>,
     health: Vec<(&'static str, Arc<Health>)>,
     /// How long a check waits for the first list before giving up.
@@ -324,19 +320,22 @@ fn dedupe<T: Lookup<DynamicType = ()> + Clone + PartialEq>() -> impl FnMut(
     }
 }
 
-/// One watch feeding one store; `generation` counts the changes it applied.
+/// One watch feeding one store.
 struct Reflected<T: Lookup<DynamicType = ()> + Clone + 'static> {
     store: Store<T>,
     health: Arc<Health>,
-    generation: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// Sees every event after the store applied it.
+type Observer<T> = Box<dyn FnMut(&watcher::Event<T>) + Send>;
 
 fn spawn_reflector<K, T>(
     api: Api<K>,
     config: watcher::Config,
     convert: fn(&K) -> T,
     what: &'static str,
+    mut observe: Option<Observer<T>>,
 ) -> Reflected<T>
 where
     K: kube::Resource
@@ -350,8 +349,7 @@ where
 {
     let (store, writer) = reflector::store::<T>();
     let health = Arc::new(Health::default());
-    let generation = Arc::new(AtomicU64::new(0));
-    let (h, g) = (health.clone(), generation.clone());
+    let h = health.clone();
     let stream = watcher(api, config)
         .map_ok(move |ev| map_event(ev, convert))
         .filter_map(dedupe())
@@ -359,9 +357,9 @@ where
     let task = tokio::spawn(async move {
         reflector::reflector(writer, stream)
             .for_each(|item| {
-                // After the store applied the event: a check that reads generation G
-                // then the store sees at least every change up to G.
-                g.fetch_add(1, Ordering::AcqRel);
+                if let (Some(observe), Ok(ev)) = (observe.as_mut(), &item) {
+                    observe(ev);
+                }
                 h.record(what, &item);
                 futures::future::ready(())
             })
@@ -370,9 +368,22 @@ where
     Reflected {
         store,
         health,
-        generation,
         task,
     }
+}
+
+/// Feeds the pod watch's events into the per-node sums.
+fn usage_observer(index: Arc<Mutex<UsageIndex>>) -> Observer<PodUsage> {
+    Box::new(move |ev| {
+        let mut idx = index.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            watcher::Event::Init => idx.relist_started(),
+            watcher::Event::InitApply(p) => idx.relist_pod(p.clone()),
+            watcher::Event::InitDone => idx.relisted(),
+            watcher::Event::Apply(p) => idx.upsert(p.clone()),
+            watcher::Event::Delete(p) => idx.delete(p),
+        }
+    })
 }
 
 impl Cache {
@@ -383,12 +394,15 @@ impl Cache {
             watcher::Config::default(),
             convert::node_info,
             "nodes",
+            None,
         );
+        let usage = Arc::new(Mutex::new(UsageIndex::default()));
         let pods = spawn_reflector(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().fields(LIVE_PODS),
             convert::pod_usage,
             "pods",
+            Some(usage_observer(usage.clone())),
         );
         let mut health = vec![("nodes", nodes.health), ("pods", pods.health)];
         let mut tasks = vec![nodes.task, pods.task];
@@ -398,6 +412,7 @@ impl Cache {
                 watcher::Config::default().labels(&sel.label_selector),
                 convert::component_info,
                 "deployments",
+                None,
             );
             health.push(("deployments", r.health));
             tasks.push(r.task);
@@ -406,8 +421,7 @@ impl Cache {
         Cache {
             nodes: nodes.store,
             pods: pods.store,
-            pods_generation: pods.generation,
-            usage: Arc::new(Mutex::new(None)),
+            usage,
             components,
             health,
             sync_timeout: Duration::from_secs(30),
@@ -438,18 +452,9 @@ impl Cache {
         Ok(())
     }
 
-    /// The pods summed per node, recounted only when the pod watch changed something.
+    /// The pods summed per node, as of the last event the pod watch applied.
     fn usage(&self) -> Arc<Usage> {
-        let generation = self.pods_generation.load(Ordering::Acquire);
-        let mut memo = self.usage.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, u)) = &*memo
-            && *g == generation
-        {
-            return u.clone();
-        }
-        let u = Arc::new(Usage::from_pods(&self.pods.state()));
-        *memo = Some((generation, u.clone()));
-        u
+        self.usage.lock().unwrap_or_else(|p| p.into_inner()).usage()
     }
 
     fn synced(&self) -> bool {

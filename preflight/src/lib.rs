@@ -17,6 +17,7 @@ pub mod gate;
 pub mod model;
 pub mod placement;
 pub mod quantity;
+pub mod usage;
 
 pub use cli::{Args, init_logging, run};
 pub use error::Error;

@@ -8,7 +8,7 @@
 //! default score), one replica at a time.
 
 use std::borrow::Borrow;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use serde::Serialize;
 
@@ -18,6 +18,7 @@ use crate::model::{
     Purpose, Request, Resources, Taint, TaintEffect,
 };
 use crate::quantity::{Cpu, Mem};
+pub use crate::usage::Usage;
 
 /// The taint Kubernetes puts on cordoned nodes; tolerating it allows a cordoned node.
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
@@ -309,47 +310,6 @@ fn least_allocated_score(alloc: Resources, free: Resources, need: Resources) -> 
     (share(alloc.cpu_millis, free.cpu_millis, need.cpu_millis)
         + share(alloc.memory_bytes, free.memory_bytes, need.memory_bytes))
         / 2
-}
-
-/// What the live, bound pods take, per node: computed once per change of the pods by
-/// the cache, not once per check.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Node name -> (all requests, the DaemonSet share).
-    per_node: HashMap<String, (Resources, Resources)>,
-    /// Pods not bound to a node yet.
-    pub pending: u64,
-}
-
-impl Usage {
-    pub fn from_pods<P: Borrow<PodUsage>>(pods: &[P]) -> Usage {
-        let mut u = Usage::default();
-        for pod in pods {
-            let pod = pod.borrow();
-            if pod.terminated {
-                continue;
-            }
-            let Some(node) = pod.node_name.as_deref() else {
-                u.pending += 1;
-                continue;
-            };
-            // get_mut first: most pods land on a node already seen, and this avoids
-            // allocating a key for them.
-            let e = match u.per_node.get_mut(node) {
-                Some(e) => e,
-                None => u.per_node.entry(node.to_string()).or_default(),
-            };
-            e.0 = e.0.saturating_add(pod.requests);
-            if pod.daemonset {
-                e.1 = e.1.saturating_add(pod.requests);
-            }
-        }
-        u
-    }
-
-    pub fn on(&self, node: &str) -> (Resources, Resources) {
-        self.per_node.get(node).copied().unwrap_or_default()
-    }
 }
 
 /// Places the replicas and returns the verdict. Pure: the cache, a LIST or a test
