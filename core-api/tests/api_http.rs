@@ -276,7 +276,42 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored, 1, "found by hash only");
+    let last_used = || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1",
+        )
+        .bind(&loco_core::db::tokens::hash(&fresh)[..])
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(last_used().await, None, "never used yet");
     assert_eq!(get(&app, &path, &fresh).await.status, StatusCode::OK);
+    let first = last_used().await.expect("the use is noted");
+    assert_eq!(get(&app, &path, &fresh).await.status, StatusCode::OK);
+    assert_eq!(
+        last_used().await,
+        Some(first),
+        "noted at most once a minute, not on every request"
+    );
+    // The revoked token's use is not noted.
+    let revoked_used: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1")
+            .bind(&loco_core::db::tokens::hash(&ok)[..])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(revoked_used, None);
+
+    // A token outlives its user's membership only as a 404 on the org.
+    sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+        .bind(t.org)
+        .bind(t.user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = get(&app, &path, &fresh).await;
+    assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
 #[sqlx::test(migrator = "loco_core::db::MIGRATOR")]

@@ -469,8 +469,31 @@ async fn google_login_validates_the_id_token(pool: PgPool) {
 async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session(pool: PgPool) {
     let s = Standin::start().await;
     let app = api_router(login_ctx(&pool, config(&s)));
+    // The user is a member of an org before logging in: that org's audit trail names
+    // their sessions.
+    let org = db_support_tenant(&pool, "acme").await;
     let first = web_login(&app, "github").await;
     let (a1, r1) = (access(&first), refresh_token(&first));
+    let user_id = first.json["user"]["id"].as_i64().unwrap();
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'member')")
+        .bind(org)
+        .bind(user_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let audit = |reason: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT message FROM events WHERE org_id = $1 AND reason = $2 ORDER BY id",
+            )
+            .bind(org)
+            .bind(reason)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
 
     let second = refresh(&app, &r1).await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.text);
@@ -493,8 +516,33 @@ async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session(pool: PgPoo
     assert_eq!(r.error(), "session_revoked");
     let r = refresh(&app, &r2).await;
     assert_eq!(r.error(), "session_revoked");
+    let reused = audit("refresh_token_reused").await;
+    assert_eq!(reused.len(), 1, "{reused:?}");
+    assert!(reused[0].contains("session was ended"), "{reused:?}");
+    assert!(
+        !reused[0].contains(&r1),
+        "the token itself is never in the trail"
+    );
 
     // Refresh tokens are not bearer credentials, and junk is not a refresh token.
+    let other = web_login(&app, "github").await;
+    let started = audit("session_started").await;
+    assert_eq!(
+        started.len(),
+        1,
+        "the login after joining the org: {started:?}"
+    );
+    assert!(started[0].contains("with github"), "{started:?}");
+    let r = call(
+        &app,
+        Method::POST,
+        "/v1/auth/logout",
+        Some(&access(&other)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(audit("session_ended").await.len(), 1);
     let other = web_login(&app, "github").await;
     let r = get(&app, "/v1/orgs", &refresh_token(&other)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);

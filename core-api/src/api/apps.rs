@@ -170,8 +170,12 @@ pub async fn list(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<AppList>, ApiError> {
     let page = q.page()?;
-    workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
     let rows = apps::list(&ctx.db, a.org_id, p.workspace_id.0, page).await?;
+    if rows.is_empty() {
+        // Only an empty page needs to tell "no apps" from "no such workspace" (404);
+        // a page with rows proves the workspace is the org's (the query filters by both).
+        workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
+    }
     let next_after = next_after(rows.len(), page, rows.last().map(|a| a.id));
     Ok(axum::Json(AppList {
         apps: rows.into_iter().map(App::from).collect(),

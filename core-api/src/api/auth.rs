@@ -27,8 +27,13 @@ use crate::db::tokens::{self, Scope};
 /// How a request authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// An API token, bound to one org.
-    ApiToken { id: i64, org_id: i64 },
+    /// An API token, bound to one org; `role` is its user's role there when the token
+    /// was read (read in the same query, so an org route costs no second lookup).
+    ApiToken {
+        id: i64,
+        org_id: i64,
+        role: Option<Role>,
+    },
     /// A loco session (after a GitHub or Google login), by session id.
     Session { id: i64 },
 }
@@ -98,7 +103,7 @@ impl Principal {
                 "the bearer credential is not a loco API token",
             ));
         }
-        let Some(t) = tokens::find(&ctx.db, &tokens::hash(presented)).await? else {
+        let Some(t) = tokens::authenticate(&ctx.db, &tokens::hash(presented)).await? else {
             return Err(unauthenticated(
                 "token_invalid",
                 "the API token is not known; it may have been mistyped or deleted",
@@ -130,12 +135,12 @@ impl Principal {
                 "the API token carries no known scope",
             ));
         };
-        tokens::touch(&ctx.db, t.id).await?;
         Ok(Principal {
             user_id: t.user_id,
             credential: Credential::ApiToken {
                 id: t.id,
                 org_id: t.org_id,
+                role: t.role.as_deref().and_then(Role::parse),
             },
             scope,
         })
@@ -245,12 +250,15 @@ impl FromRequestParts<Ctx> for OrgAccess {
                 message: "org_id must be a positive integer".to_string(),
                 next_step: "take org ids from GET /v1/orgs",
             })?;
-        if principal.reachable_org().is_some_and(|o| o != org_id) {
-            return Err(ApiError::NotFound("org"));
+        let role = match principal.credential {
+            Credential::ApiToken {
+                org_id: token_org,
+                role,
+                ..
+            } => role.filter(|_| token_org == org_id),
+            Credential::Session { .. } => orgs::role_of(&ctx.db, org_id, principal.user_id).await?,
         }
-        let role = orgs::role_of(&ctx.db, org_id, principal.user_id)
-            .await?
-            .ok_or(ApiError::NotFound("org"))?;
+        .ok_or(ApiError::NotFound("org"))?;
         // Every later log line of the request names the org.
         tracing::Span::current().record("org_id", org_id);
         Ok(OrgAccess {

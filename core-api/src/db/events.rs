@@ -83,6 +83,29 @@ pub async fn record(db: impl PgExecutor<'_>, e: &NewEvent) -> Result<i64, DbErro
     .await?)
 }
 
+/// Records one event in every org `user_id` is a member of: what happens to a person's
+/// logins (a session started or ended, a stolen refresh token replayed) concerns each
+/// org they can act in, and there is no org-less audit trail. Returns how many rows.
+pub async fn record_for_member(
+    db: impl PgExecutor<'_>,
+    user_id: i64,
+    actor: &Actor,
+    reason: &str,
+    message: &str,
+) -> Result<u64, DbError> {
+    Ok(sqlx::query!(
+        "INSERT INTO events (org_id, actor, reason, message)
+         SELECT org_id, $2, $3, $4 FROM memberships WHERE user_id = $1",
+        user_id,
+        actor.to_string(),
+        reason,
+        message
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
 /// Narrows a listing to one workspace, app or deployment of the org.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventFilter {

@@ -139,6 +139,8 @@ pub struct StoredToken {
     pub scopes: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The user's role in the token's org now (`None`: no longer a member).
+    pub role: Option<String>,
 }
 
 impl StoredToken {
@@ -149,32 +151,35 @@ impl StoredToken {
 }
 
 /// The token whose hash is `sha256`, if any (expired and revoked ones included: the
-/// caller tells the holder which it is).
-pub async fn find(
+/// caller tells the holder which it is), with its user's role in its org.
+///
+/// One statement, because it runs before every authenticated request: it also notes
+/// that a usable token was used, at most once a minute per token (a write per request
+/// would turn every read into a write; an UPDATE that matches no row writes nothing).
+pub async fn authenticate(
     db: impl PgExecutor<'_>,
     sha256: &[u8; 32],
 ) -> Result<Option<StoredToken>, DbError> {
     Ok(sqlx::query_as!(
         StoredToken,
-        "SELECT id, org_id, user_id, workspace_id, scopes, expires_at, revoked_at
-           FROM api_tokens WHERE token_sha256 = $1",
+        r#"WITH t AS (
+               SELECT id, org_id, user_id, workspace_id, scopes, expires_at, revoked_at,
+                      last_used_at
+                 FROM api_tokens WHERE token_sha256 = $1
+           ), touched AS (
+               UPDATE api_tokens a SET last_used_at = now()
+                 FROM t
+                WHERE a.id = t.id AND t.revoked_at IS NULL AND t.expires_at > now()
+                  AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute')
+           )
+           SELECT t.id AS "id!", t.org_id AS "org_id!", t.user_id AS "user_id!",
+                  t.workspace_id, t.scopes AS "scopes!", t.expires_at AS "expires_at!",
+                  t.revoked_at, m.role AS "role?"
+             FROM t LEFT JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id"#,
         &sha256[..]
     )
     .fetch_optional(db)
     .await?)
-}
-
-/// Notes that a token was used, at most once a minute per token (a write per request
-/// would turn every read into a write).
-pub async fn touch(db: impl PgExecutor<'_>, token_id: i64) -> Result<(), DbError> {
-    sqlx::query!(
-        "UPDATE api_tokens SET last_used_at = now()
-          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        token_id
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// The id of the org called `name` (for operator commands that take a name).

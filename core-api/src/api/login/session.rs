@@ -16,6 +16,7 @@ use crate::api::auth::{Credential, Principal};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::Json;
 use crate::db::DbError;
+use crate::db::events::{self, Actor};
 use crate::db::orgs;
 use crate::db::sessions::{self, ACCESS_PREFIX, NewSession, REFRESH_PREFIX, Refreshed, Rotation};
 use crate::db::tokens::{Scope, hash};
@@ -56,8 +57,10 @@ pub async fn issue(ctx: &Ctx, user_id: i64) -> Result<SessionTokens, ApiError> {
     let now = Utc::now();
     let access_expires_at = now + chrono_ttl(ctx.login.config.access_ttl);
     let refresh_expires_at = now + chrono_ttl(ctx.login.config.refresh_ttl);
+    let user = orgs::get_user(&ctx.db, user_id).await?;
+    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
     let id = sessions::create(
-        &ctx.db,
+        &mut *tx,
         &NewSession {
             user_id,
             access_sha256: access.sha256,
@@ -67,7 +70,18 @@ pub async fn issue(ctx: &Ctx, user_id: i64) -> Result<SessionTokens, ApiError> {
         },
     )
     .await?;
-    let user = orgs::get_user(&ctx.db, user_id).await?;
+    events::record_for_member(
+        &mut *tx,
+        user_id,
+        &Actor::User(user_id),
+        "session_started",
+        &format!(
+            "{} logged in with {} (session {id})",
+            user.login, user.provider
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
     tracing::info!(user_id, session_id = id, provider = %user.provider, "session started");
     Ok(SessionTokens {
         access_token: access.plaintext.to_string(),
@@ -180,6 +194,17 @@ pub async fn refresh(
                 user_id,
                 "a rotated refresh token was presented again; the session is revoked"
             );
+            events::record_for_member(
+                &ctx.db,
+                user_id,
+                &Actor::System("loco-api"),
+                "refresh_token_reused",
+                &format!(
+                    "an already rotated refresh token of session {session_id} was presented again \
+                     (a leaked token or a confused client); the session was ended"
+                ),
+            )
+            .await?;
             return Err(session_error(
                 "refresh_token_reused",
                 "this refresh token was already used; to be safe the whole session was ended",
@@ -236,7 +261,17 @@ pub async fn logout(State(ctx): State<Ctx>, p: Principal) -> Result<StatusCode, 
             next_step: "API tokens end at their expiry; ask an operator to revoke one that leaked",
         });
     };
-    sessions::revoke(&ctx.db, id).await?;
+    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    sessions::revoke(&mut *tx, id).await?;
+    events::record_for_member(
+        &mut *tx,
+        p.user_id,
+        &p.actor(),
+        "session_ended",
+        &format!("session {id} ended by logout"),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
     tracing::info!(
         session_id = id,
         user_id = p.user_id,
