@@ -51,6 +51,7 @@ fn render_apps(workspace_id: i64, n: i64) -> Vec<Rendered> {
                 workspace_id,
                 app_id,
                 deployment_id: 1,
+                template_deployment_id: 1,
                 revision_id: 1,
                 spec: v.spec,
                 image: format!("registry.deploy-app.com/o1/bench:1.0.0@{DIGEST}"),

@@ -35,6 +35,13 @@ pub enum Command {
     /// Manages API tokens: `tokens create` mints one for a member of an org and prints it once.
     #[command(subcommand)]
     Tokens(crate::api::cli::TokensCommand),
+    /// Creates (or reuses) the first user, their org and the owner membership, and mints
+    /// an admin API token printed once: the way in before anyone can sign in.
+    Bootstrap(crate::api::cli_bootstrap::BootstrapArgs),
+    /// Registers clusters (`clusters add`, with the kubeconfig sealed), lists them, and
+    /// stores their registry pull login (`clusters set-pull-credential`).
+    #[command(subcommand)]
+    Clusters(crate::api::cli_clusters::ClustersCommand),
     /// Drops old events, expired credentials, and deployments and revisions beyond the
     /// newest N per app (never one still in use); `--once` for a CronJob, `--dry-run` to count only.
     Gc(crate::gc::GcArgs),
@@ -84,6 +91,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Render(a) => std::process::exit(crate::render::cli::run(a)),
         Command::Keys(c) => crate::crypto::cli::run(c).await,
         Command::Tokens(c) => crate::api::cli::run(c).await,
+        Command::Bootstrap(a) => crate::api::cli_bootstrap::run(a).await,
+        Command::Clusters(c) => crate::api::cli_clusters::run(c).await,
         Command::Gc(a) => crate::gc::run(a).await,
     }
 }

@@ -149,6 +149,32 @@ async fn old_deployments_and_revisions_go_but_every_reference_keeps_its_revision
 }
 
 #[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+async fn the_template_id_outlives_the_deployment_it_names(pool: PgPool) {
+    // d1 deployed r1; d2 only scaled it (same pod template), so its pods carry d1's id.
+    // Dropping d1 must neither fail nor change what d2 renders.
+    let t = tenant(&pool, &kek(), "acme").await;
+    let web = app(&pool, &t, "web").await;
+    let r1 = revision(&pool, web, 1).await;
+    let r2 = revision(&pool, web, 2).await;
+    let d1 = deployment(&pool, web, r1, "superseded").await;
+    let d2 = deployment(&pool, web, r2, "ready").await;
+    sqlx::query("UPDATE deployments SET template_deployment_id = $1 WHERE id = $2")
+        .bind(d1)
+        .bind(d2)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = gc::run(&pool, &policy(1), false).await.unwrap();
+    assert_eq!(report.deployments, 1, "{report:?}");
+    assert_eq!(deployment_ids(&pool, web).await, [d2]);
+    let active = loco_core::db::deployments::active(&pool, web)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(active.template_id(), d1);
+}
+
+#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
 async fn the_current_revision_stays_even_with_keep_one_and_no_deployments(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let web = app(&pool, &t, "web").await;

@@ -26,9 +26,12 @@ async fn admin_client() -> kube::Client {
         .await
         .expect("the test cluster (tests/minikube/stack up)")
 }
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret as KubeSecret};
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -73,6 +76,65 @@ fn image_of(d: &Deployment) -> String {
         .image
         .clone()
         .unwrap()
+}
+
+/// The pod template as the API server stores it: what decides whether pods are replaced.
+fn template_of(d: &Deployment) -> Value {
+    serde_json::to_value(&d.spec.as_ref().unwrap().template).unwrap()
+}
+
+/// A variable loco injects into the app's container.
+fn env_of(d: &Deployment, name: &str) -> Option<String> {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+fn deployment_annotation(d: &Deployment) -> Option<String> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get(loco_core::render::ANNOTATION_DEPLOYMENT)
+        .cloned()
+}
+
+/// The ReplicaSet the Deployment scales (the one asked for pods) and the uids of its pods
+/// that are not being deleted: what a user sees as "the pods that run".
+async fn serving_pods(ns: &str) -> (String, BTreeSet<String>) {
+    let client = admin_client().await;
+    let sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let serving: Vec<&ReplicaSet> = sets
+        .items
+        .iter()
+        .filter(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
+        .collect();
+    assert_eq!(serving.len(), 1, "one ReplicaSet scaled up: {serving:#?}");
+    let rs = serving[0];
+    let hash = rs.metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
+    let pods = Api::<Pod>::namespaced(client, ns)
+        .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
+        .await
+        .unwrap();
+    let uids = pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    (rs.metadata.name.clone().unwrap(), uids)
 }
 
 #[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
@@ -230,7 +292,15 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
         "env keeps the image"
     );
 
-    // 5. Scale to 2 replicas.
+    // 5. Scale to 2 replicas: the pod template stays the env change's, so the pod that
+    // runs keeps running and one more joins it from the same ReplicaSet.
+    let before_scale = live_deployment(&ns).await;
+    assert_eq!(
+        env_of(&before_scale, "LOCO_DEPLOYMENT_ID"),
+        Some(env_dep.to_string())
+    );
+    let (set_before_scale, pods_before_scale) = serving_pods(&ns).await;
+    assert!(!pods_before_scale.is_empty());
     let r = call(
         &app,
         Method::POST,
@@ -242,7 +312,29 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let scaled = r.json["id"].as_i64().unwrap();
     assert_eq!(finished(&app, org, scaled, &tok).await["status"], "ready");
-    assert_eq!(live_deployment(&ns).await.spec.unwrap().replicas, Some(2));
+    let after_scale = live_deployment(&ns).await;
+    assert_eq!(after_scale.spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(
+        env_of(&after_scale, "LOCO_DEPLOYMENT_ID"),
+        Some(env_dep.to_string()),
+        "the pods still carry the deployment that introduced their template"
+    );
+    assert_eq!(
+        template_of(&after_scale),
+        template_of(&before_scale),
+        "a replica-only scale leaves the pod template as it was"
+    );
+    assert_eq!(
+        deployment_annotation(&after_scale),
+        Some(scaled.to_string()),
+        "the Deployment itself names the deployment that applied it"
+    );
+    let (set_after_scale, pods_after_scale) = serving_pods(&ns).await;
+    assert_eq!(set_after_scale, set_before_scale, "no new ReplicaSet");
+    assert!(
+        pods_after_scale.is_superset(&pods_before_scale),
+        "the running pods were not replaced: {pods_before_scale:?} -> {pods_after_scale:?}"
+    );
 
     // 6. A rollout that never becomes Ready fails and is reverted: the cluster runs v2 again.
     let r = call(
@@ -277,6 +369,11 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
     })
     .await;
     assert!(!image_of(&live).contains(&never_ready));
+    assert_eq!(
+        template_of(&live),
+        template_of(&before_scale),
+        "the revert re-applies the scaled deployment's template, the env change's"
+    );
 
     // 7. Rollback (default target: the deployment before the active one = the env change).
     let r = call(
@@ -295,6 +392,13 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
         Some(1),
         "back to the env revision's scale"
     );
+    let before_sleep = live_deployment(&ns).await;
+    assert_eq!(
+        env_of(&before_sleep, "LOCO_DEPLOYMENT_ID"),
+        Some(rolled.to_string()),
+        "a rollback is a new rollout"
+    );
+    let (set_before_sleep, _) = serving_pods(&ns).await;
 
     // 8. Sleep: 0 replicas; wake: back.
     let r = call(
@@ -310,7 +414,9 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
         finished(&app, org, r.json["id"].as_i64().unwrap(), &tok).await["status"],
         "ready"
     );
-    assert_eq!(live_deployment(&ns).await.spec.unwrap().replicas, Some(0));
+    let asleep = live_deployment(&ns).await;
+    assert_eq!(asleep.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(template_of(&asleep), template_of(&before_sleep));
     let r = call(
         &app,
         Method::POST,
@@ -334,7 +440,19 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let woke = r.json["id"].as_i64().unwrap();
     assert_eq!(finished(&app, org, woke, &tok).await["status"], "ready");
-    assert_eq!(live_deployment(&ns).await.spec.unwrap().replicas, Some(1));
+    let awake = live_deployment(&ns).await;
+    assert_eq!(awake.spec.as_ref().unwrap().replicas, Some(1));
+    assert_eq!(
+        template_of(&awake),
+        template_of(&before_sleep),
+        "sleep and wake bring back the same pod template"
+    );
+    assert_eq!(deployment_annotation(&awake), Some(woke.to_string()));
+    assert_eq!(
+        serving_pods(&ns).await.0,
+        set_before_sleep,
+        "wake scales the ReplicaSet from before the sleep back up"
+    );
 
     // 9. The progress stream of a finished deployment: its events, then `done`.
     let req = Request::builder()

@@ -1,7 +1,8 @@
 //! `loco-api tokens ...`: minting API tokens for operators, scripts and tests.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use clap::Subcommand;
+use zeroize::Zeroizing;
 
 use crate::cli::DbArgs;
 use crate::db::events::Actor;
@@ -79,14 +80,99 @@ pub fn parse_scopes(items: &[String]) -> Result<Vec<Scope>, String> {
     Ok(scopes)
 }
 
+/// Why a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// `--ttl` or `--scopes` as typed is not valid; the message names the flag.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the token name must be 1 to 100 characters")]
+    BadName,
+    #[error("user {user} is not a member of org {org}; add them first, or pick another --user")]
+    NotAMember { user: i64, org: i64 },
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+/// A token's options as the operator's commands take them (as typed on the command
+/// line), so `tokens create` and `bootstrap` accept and refuse the same input.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenOptions<'a> {
+    pub name: &'a str,
+    pub scopes: &'a [String],
+    pub ttl: &'a str,
+}
+
+impl TokenOptions<'_> {
+    /// The parsed TTL and scopes; commands call it before connecting, so a typo fails fast.
+    pub fn check(&self) -> Result<(Duration, Vec<Scope>), MintError> {
+        let ttl = parse_ttl(self.ttl).map_err(MintError::Invalid)?;
+        let scopes = parse_scopes(self.scopes).map_err(MintError::Invalid)?;
+        if self.name.is_empty() || self.name.chars().count() > 100 {
+            return Err(MintError::BadName);
+        }
+        Ok((ttl, scopes))
+    }
+}
+
+/// A minted token: its id, expiry and plaintext (shown once, never stored).
+#[derive(Debug)]
+pub struct MintedToken {
+    pub id: i64,
+    pub expires_at: DateTime<Utc>,
+    pub plaintext: Zeroizing<String>,
+}
+
+/// Mints a token for `user_id` in `org_id` inside `tx` (the caller commits); recorded as
+/// an `api_token_created` event by `actor`.
+pub async fn mint_token(
+    tx: &mut db::Tx<'_>,
+    org_id: i64,
+    user_id: i64,
+    options: &TokenOptions<'_>,
+    actor: &Actor,
+) -> Result<MintedToken, MintError> {
+    let (ttl, scopes) = options.check()?;
+    let expires_at = Utc::now() + ttl;
+    let minted = tokens::mint(
+        tx,
+        &NewToken {
+            org_id,
+            user_id,
+            name: options.name,
+            scopes: &scopes,
+            expires_at,
+        },
+        actor,
+    )
+    .await;
+    match minted {
+        Ok((id, plaintext)) => Ok(MintedToken {
+            id,
+            expires_at,
+            plaintext,
+        }),
+        Err(db::DbError::NotFound("membership")) => Err(MintError::NotAMember {
+            user: user_id,
+            org: org_id,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn run(cmd: TokensCommand) -> anyhow::Result<()> {
     match cmd {
         TokensCommand::Create(a) => {
-            let ttl = parse_ttl(&a.ttl).map_err(anyhow::Error::msg)?;
-            let scopes = parse_scopes(&a.scopes).map_err(anyhow::Error::msg)?;
-            if a.name.is_empty() || a.name.chars().count() > 100 {
-                anyhow::bail!("--name must be 1 to 100 characters");
-            }
+            let options = TokenOptions {
+                name: &a.name,
+                scopes: &a.scopes,
+                ttl: &a.ttl,
+            };
+            let named = |e: MintError| match e {
+                MintError::BadName => anyhow::anyhow!("--name must be 1 to 100 characters"),
+                e => e.into(),
+            };
+            options.check().map_err(named)?;
             let pool = db::connect(&a.db.database_url).await?;
             let org = match a.org.parse::<i64>() {
                 Ok(id) => orgs::get_org(&pool, id).await.map(|o| o.id),
@@ -100,32 +186,27 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<()> {
                 other => other?,
             };
             let mut tx = pool.begin().await.map_err(db::DbError::from)?;
-            let minted = tokens::mint(
+            let token = mint_token(
                 &mut tx,
-                &NewToken {
-                    org_id,
-                    user_id: a.user,
-                    name: &a.name,
-                    scopes: &scopes,
-                    expires_at: Utc::now() + ttl,
-                },
+                org_id,
+                a.user,
+                &options,
                 &Actor::System("loco-api-cli"),
             )
-            .await;
-            let (id, plaintext) = match minted {
-                Err(db::DbError::NotFound("membership")) => anyhow::bail!(
-                    "user {} is not a member of org {}; add them first, or pick another --user",
-                    a.user,
-                    a.org
-                ),
-                other => other?,
-            };
+            .await
+            .map_err(named)?;
             tx.commit().await.map_err(db::DbError::from)?;
-            tracing::info!(token_id = id, org_id, user_id = a.user, "API token created");
+            tracing::info!(
+                token_id = token.id,
+                org_id,
+                user_id = a.user,
+                "API token created"
+            );
             // stdout carries the token alone, so scripts can capture it.
-            println!("{}", plaintext.as_str());
+            println!("{}", token.plaintext.as_str());
             eprintln!(
-                "token {id} created; it is shown only now. Send it as `Authorization: Bearer <token>`."
+                "token {} created; it is shown only now. Send it as `Authorization: Bearer <token>`.",
+                token.id
             );
             Ok(())
         }

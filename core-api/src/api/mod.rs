@@ -19,6 +19,8 @@
 
 pub mod auth;
 pub mod cli;
+pub mod cli_bootstrap;
+pub mod cli_clusters;
 pub mod error;
 pub mod extract;
 pub mod latency;

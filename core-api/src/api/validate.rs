@@ -20,7 +20,8 @@ pub fn dns_label(field: &str, v: &str) -> Result<(), ApiError> {
     }
 }
 
-fn is_dns_label(v: &str) -> bool {
+/// The rule of [`dns_label`], for callers that word their own refusal (the CLI).
+pub fn is_dns_label(v: &str) -> bool {
     let b = v.as_bytes();
     (1..=63).contains(&b.len())
         && b.iter()

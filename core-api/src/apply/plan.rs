@@ -207,6 +207,7 @@ mod tests {
             workspace_id: 2,
             app_id: 3,
             deployment_id: 4,
+            template_deployment_id: 4,
             revision_id: 5,
             spec: v.spec,
             image: format!("registry.example/hello@sha256:{}", "a".repeat(64)),

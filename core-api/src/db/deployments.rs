@@ -44,6 +44,9 @@ pub struct Deployment {
     pub id: i64,
     pub app_id: i64,
     pub revision_id: i64,
+    /// The deployment whose pod template this one runs; `None` means its own. See
+    /// [`Deployment::template_id`].
+    pub template_deployment_id: Option<i64>,
     pub status: String,
     pub reason: Option<String>,
     pub message: Option<String>,
@@ -53,6 +56,15 @@ pub struct Deployment {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Deployment {
+    /// The id of the deployment that introduced the pod template this one runs (its
+    /// LOCO_DEPLOYMENT_ID): its own, unless it only changed the replica count or the
+    /// sleep state of the deployment it started from, which then rolls no pods.
+    pub fn template_id(&self) -> i64 {
+        self.template_deployment_id.unwrap_or(self.id)
+    }
 }
 
 struct Owner {
@@ -71,19 +83,44 @@ async fn owner_of_app(db: impl PgExecutor<'_>, app_id: i64) -> Result<Owner, DbE
     .ok_or(DbError::NotFound("app"))
 }
 
-/// Creates a pending deployment of one of the app's revisions and records it.
+/// Creates a pending deployment of one of the app's revisions and records it. It starts
+/// a new pod template (its own id is its LOCO_DEPLOYMENT_ID).
 pub async fn create(
     tx: &mut Tx<'_>,
     app_id: i64,
     revision_id: i64,
     actor: &Actor,
 ) -> Result<i64, DbError> {
+    insert(tx, app_id, revision_id, None, actor).await
+}
+
+/// Like [`create`], for a revision whose pod template is the same as the one deployment
+/// `template_deployment_id` runs (pass that one's [`Deployment::template_id`]).
+pub async fn create_keeping_template(
+    tx: &mut Tx<'_>,
+    app_id: i64,
+    revision_id: i64,
+    template_deployment_id: i64,
+    actor: &Actor,
+) -> Result<i64, DbError> {
+    insert(tx, app_id, revision_id, Some(template_deployment_id), actor).await
+}
+
+async fn insert(
+    tx: &mut Tx<'_>,
+    app_id: i64,
+    revision_id: i64,
+    template_deployment_id: Option<i64>,
+    actor: &Actor,
+) -> Result<i64, DbError> {
     super::lock_app(tx, app_id).await?;
     let owner = owner_of_app(&mut **tx, app_id).await?;
     let id = sqlx::query_scalar!(
-        "INSERT INTO deployments (app_id, revision_id, created_by) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO deployments (app_id, revision_id, template_deployment_id, created_by)
+         VALUES ($1, $2, $3, $4) RETURNING id",
         app_id,
         revision_id,
+        template_deployment_id,
         actor.user_id()
     )
     .fetch_one(&mut **tx)
@@ -254,8 +291,8 @@ pub async fn get(
 ) -> Result<Deployment, DbError> {
     sqlx::query_as!(
         Deployment,
-        "SELECT d.id, d.app_id, d.revision_id, d.status, d.reason, d.message, d.inventory, d.active,
-                d.created_by, d.created_at, d.started_at, d.finished_at
+        "SELECT d.id, d.app_id, d.revision_id, d.template_deployment_id, d.status, d.reason,
+                d.message, d.inventory, d.active, d.created_by, d.created_at, d.started_at, d.finished_at
            FROM deployments d JOIN apps a ON a.id = d.app_id
           WHERE a.org_id = $1 AND d.id = $2",
         org_id,
@@ -270,8 +307,8 @@ pub async fn get(
 pub async fn active(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Deployment>, DbError> {
     Ok(sqlx::query_as!(
         Deployment,
-        "SELECT id, app_id, revision_id, status, reason, message, inventory, active,
-                created_by, created_at, started_at, finished_at
+        "SELECT id, app_id, revision_id, template_deployment_id, status, reason, message,
+                inventory, active, created_by, created_at, started_at, finished_at
            FROM deployments WHERE app_id = $1 AND active",
         app_id
     )
@@ -288,8 +325,8 @@ pub async fn list(
 ) -> Result<Vec<Deployment>, DbError> {
     Ok(sqlx::query_as!(
         Deployment,
-        "SELECT d.id, d.app_id, d.revision_id, d.status, d.reason, d.message, d.inventory, d.active,
-                d.created_by, d.created_at, d.started_at, d.finished_at
+        "SELECT d.id, d.app_id, d.revision_id, d.template_deployment_id, d.status, d.reason,
+                d.message, d.inventory, d.active, d.created_by, d.created_at, d.started_at, d.finished_at
            FROM deployments d JOIN apps a ON a.id = d.app_id
           WHERE a.org_id = $1 AND d.app_id = $2 AND ($3::bigint IS NULL OR d.id < $3)
           ORDER BY d.id DESC LIMIT $4",

@@ -8,8 +8,7 @@ use clap::Args;
 use super::{DeployConfig, RegistryConfig};
 use crate::apply::ApplyConfig;
 use crate::crypto::Secret;
-use crate::render::RenderSettings;
-use crate::spec::{self, DEFAULT_BASE_DOMAIN, DEFAULT_MAX_REPLICAS, DEFAULT_REGION};
+use crate::render::cli::RenderSettingsArgs;
 
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
@@ -41,30 +40,9 @@ pub struct DeployArgs {
     /// Its password (set it through the environment, not the command line).
     #[arg(long, env = "LOCO_REGISTRY_PASSWORD", hide_env_values = true)]
     pub registry_password: Option<String>,
-    /// Platform hostnames are <subdomain>.<base domain> unless a profile sets BaseDomain.
-    #[arg(long, env = "LOCO_BASE_DOMAIN", default_value = DEFAULT_BASE_DOMAIN)]
-    pub base_domain: String,
-    /// The most replicas an app may ask for.
-    #[arg(long, env = "LOCO_MAX_REPLICAS", default_value_t = DEFAULT_MAX_REPLICAS)]
-    pub max_replicas: u32,
-    /// The region used when a loco.toml names none.
-    #[arg(long, env = "LOCO_DEFAULT_REGION", default_value = DEFAULT_REGION)]
-    pub default_region: String,
-    /// The namespace of the Gateway and the reviver.
-    #[arg(long, env = "LOCO_GATEWAY_NAMESPACE", default_value = "loco-system")]
-    pub gateway_namespace: String,
-    /// The Gateway every route attaches to.
-    #[arg(long, env = "LOCO_GATEWAY_NAME", default_value = "loco")]
-    pub gateway_name: String,
-    /// Renders IdleTimeout as an Envoy Gateway BackendTrafficPolicy (its CRD must be installed).
-    #[arg(long, env = "LOCO_BACKEND_TRAFFIC_POLICY")]
-    pub backend_traffic_policy: bool,
-    /// Injected into apps as LOCO_METRICS_ENDPOINT.
-    #[arg(long, env = "LOCO_METRICS_ENDPOINT", default_value = "")]
-    pub metrics_endpoint: String,
-    /// Injected into apps as LOCO_TRACING_ENDPOINT.
-    #[arg(long, env = "LOCO_TRACING_ENDPOINT", default_value = "")]
-    pub tracing_endpoint: String,
+    // The installation's render settings and platform limits, shared with `loco-api render`.
+    #[command(flatten)]
+    pub render: RenderSettingsArgs,
     /// Before a deploy, also require loco's own Deployments in the gateway namespace
     /// (label app.kubernetes.io/part-of=loco) to be Ready.
     #[arg(long, env = "LOCO_PREFLIGHT_CHECK_COMPONENTS")]
@@ -79,14 +57,7 @@ impl DeployArgs {
             _ => None,
         };
         let config = DeployConfig {
-            render: RenderSettings {
-                gateway_namespace: self.gateway_namespace.clone(),
-                gateway_name: self.gateway_name.clone(),
-                metrics_endpoint: self.metrics_endpoint.clone(),
-                tracing_endpoint: self.tracing_endpoint.clone(),
-                backend_traffic_policy: self.backend_traffic_policy,
-                ..RenderSettings::default()
-            },
+            render: self.render.settings(),
             apply: ApplyConfig {
                 rollout_deadline: Duration::from_secs(self.rollout_deadline_seconds.max(1)),
                 ..ApplyConfig::default()
@@ -103,12 +74,7 @@ impl DeployArgs {
                 login,
                 ..RegistryConfig::default()
             },
-            spec: spec::Options {
-                profile: None,
-                max_replicas: self.max_replicas,
-                base_domain: self.base_domain.clone(),
-                default_region: self.default_region.clone(),
-            },
+            spec: self.render.platform.options(None),
             max_concurrent_app_deployments: i64::from(self.max_concurrent_app_deployments.max(1)),
             workers: self.deploy_workers,
             ..DeployConfig::default()
@@ -116,7 +82,7 @@ impl DeployArgs {
         let components =
             self.preflight_check_components
                 .then(|| loco_preflight::ComponentSelector {
-                    namespace: self.gateway_namespace.clone(),
+                    namespace: self.render.gateway_namespace.clone(),
                     ..Default::default()
                 });
         (config, components)

@@ -15,6 +15,7 @@ use crate::db::events::{self, Actor, NewEvent};
 use crate::db::queue::{self, Claimed};
 use crate::db::{DbError, revisions};
 use crate::render::{ObjectRef, Rendered};
+use crate::spec::ResolvedSpec;
 
 const ACTOR: Actor = Actor::System("deploy");
 
@@ -92,8 +93,10 @@ async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rend
     .await?;
 
     let client = d.clusters.get(&d.db, &d.kek, at.cluster_id).await?;
-    let desired =
-        input::render_revision(&d.db, &d.kek, &d.config.render, at, &revision, id).await?;
+    let input::RenderedRevision {
+        rendered: desired,
+        spec,
+    } = input::render_revision(&d.db, &d.kek, &d.config.render, at, &revision, &deployment).await?;
 
     // The revert target: what the active deployment applied.
     let active = deployments::active(&d.db, at.app.id).await?;
@@ -103,18 +106,19 @@ async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rend
                 serde_json::from_value(a.inventory.clone()).unwrap_or_default();
             let prev_rev = revisions::get(&d.db, at.app.org_id, a.revision_id).await?;
             let rendered =
-                input::render_revision(&d.db, &d.kek, &d.config.render, at, &prev_rev, a.id)
+                input::render_revision(&d.db, &d.kek, &d.config.render, at, &prev_rev, &a)
                     .await
                     .map_err(|e| {
                         tracing::warn!(deployment_id = id, error = %e, "the active revision cannot be rendered; no revert target");
                     })
-                    .ok();
+                    .ok()
+                    .map(|r| r.rendered);
             (rendered, inventory)
         }
         None => (None, Vec::new()),
     };
 
-    preflight(d, at, id, &revision, &desired, &client).await?;
+    preflight(d, at, id, &revision, &spec, &desired, &client).await?;
 
     let applier = Applier::new(client, d.config.apply.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
@@ -159,14 +163,10 @@ async fn preflight(
     at: &Placement,
     id: i64,
     revision: &revisions::Revision,
+    spec: &ResolvedSpec,
     desired: &Rendered,
     client: &kube::Client,
 ) -> Result<(), Failed> {
-    let spec: crate::spec::ResolvedSpec =
-        serde_json::from_value(revision.spec.clone()).map_err(|e| Failed {
-            reason: "revision_unrenderable",
-            message: format!("the stored spec does not parse: {e}"),
-        })?;
     let purpose = if revision.cause == "wake" {
         Purpose::Wake
     } else {

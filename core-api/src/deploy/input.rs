@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use sqlx::PgPool;
 
 use crate::crypto::Kek;
+use crate::db::deployments::Deployment;
 use crate::db::revisions::{self, Revision};
-use crate::db::{DbError, apps, clusters, workspaces};
+use crate::db::{DbError, apps, clusters};
 use crate::render::{
     self, ChecksumKey, PullCredential, RenderInput, RenderSettings, Rendered, SiblingApp,
 };
@@ -43,27 +44,53 @@ pub struct Placement {
 
 /// The app (of any org: callers have checked access) and its cluster.
 pub async fn placement(db: &PgPool, app_id: i64) -> Result<Placement, DbError> {
-    let org_id = sqlx::query_scalar!("SELECT org_id FROM apps WHERE id = $1", app_id)
-        .fetch_optional(db)
-        .await?
-        .ok_or(DbError::NotFound("app"))?;
-    let app = apps::get(db, org_id, app_id).await?;
-    let ws = workspaces::get(db, org_id, app.workspace_id).await?;
+    // The app's composite key on (workspace_id, org_id) keeps the workspace in its org.
+    let row = sqlx::query!(
+        "SELECT a.id, a.org_id, a.workspace_id, a.name, a.kind, a.host, a.path_prefix, a.ports,
+                a.sleep_enabled, a.sleep_idle_window_seconds, a.created_at, w.cluster_id
+           FROM apps a JOIN workspaces w ON w.id = a.workspace_id
+          WHERE a.id = $1",
+        app_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("app"))?;
     Ok(Placement {
-        app,
-        cluster_id: ws.cluster_id,
+        app: apps::App {
+            id: row.id,
+            org_id: row.org_id,
+            workspace_id: row.workspace_id,
+            name: row.name,
+            kind: row.kind,
+            host: row.host,
+            path_prefix: row.path_prefix,
+            ports: row.ports,
+            sleep_enabled: row.sleep_enabled,
+            sleep_idle_window_seconds: row.sleep_idle_window_seconds,
+            created_at: row.created_at,
+        },
+        cluster_id: row.cluster_id,
     })
 }
 
-/// Renders `revision` of the app as deployment `deployment_id` would apply it.
+/// A revision rendered, with its stored spec parsed once for whoever needs it after
+/// render (the preflight gate).
+#[derive(Debug)]
+pub struct RenderedRevision {
+    pub rendered: Rendered,
+    pub spec: ResolvedSpec,
+}
+
+/// Renders `revision` (the revision of `deployment`) as that deployment applies it: the
+/// Deployment annotated with its id, the pods running its template deployment's.
 pub async fn render_revision(
     db: &PgPool,
     kek: &Kek,
     settings: &RenderSettings,
     at: &Placement,
     revision: &Revision,
-    deployment_id: i64,
-) -> Result<Rendered, InputError> {
+    deployment: &Deployment,
+) -> Result<RenderedRevision, InputError> {
     let unrenderable = |why: String| InputError::Unrenderable {
         revision_id: revision.id,
         why,
@@ -112,7 +139,8 @@ pub async fn render_revision(
         org_id: at.app.org_id,
         workspace_id: at.app.workspace_id,
         app_id,
-        deployment_id,
+        deployment_id: deployment.id,
+        template_deployment_id: deployment.template_id(),
         revision_id: revision.id,
         spec,
         image,
@@ -124,5 +152,9 @@ pub async fn render_revision(
         workspace_apps,
         settings: settings.clone(),
     };
-    render::render(&input).map_err(|e| unrenderable(e.to_string()))
+    let rendered = render::render(&input).map_err(|e| unrenderable(e.to_string()))?;
+    Ok(RenderedRevision {
+        rendered,
+        spec: input.spec,
+    })
 }

@@ -298,6 +298,7 @@ impl Deployer {
             &self.kek,
             app,
             &revision,
+            None,
             actor,
             &format!("deploy of {pinned}"),
         )
@@ -340,7 +341,9 @@ impl Deployer {
         let mut image_ref = image;
         let mut replicas = base.replicas;
         let mut asleep = base.asleep;
-        let (env, what) = match change {
+        // Whether the new revision runs the deployed one's pod template: then its
+        // deployment keeps that template's id and the apply replaces no pod.
+        let (env, what, same_template) = match change {
             Change::Env(values) => {
                 let names: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
                 let what = format!(
@@ -348,7 +351,8 @@ impl Deployer {
                     names.len(),
                     names.join(", ")
                 );
-                (EnvChange::Replace(values), what)
+                // A rolling restart: a new template even when the values are the same.
+                (EnvChange::Replace(values), what, false)
             }
             Change::Scale {
                 replicas: r,
@@ -357,6 +361,7 @@ impl Deployer {
             } => {
                 let mut spec: ResolvedSpec = serde_json::from_value(spec_json.clone())
                     .map_err(|e| DbError::Corrupt(format!("revision {} spec: {e}", base.id)))?;
+                let before = spec.clone();
                 let what = scale(
                     &mut spec,
                     &mut replicas,
@@ -367,7 +372,11 @@ impl Deployer {
                 )?;
                 spec_json = serde_json::to_value(&spec)
                     .map_err(|e| DbError::Corrupt(format!("spec serialisation: {e}")))?;
-                (EnvChange::CopyFrom(base.id), what)
+                (
+                    EnvChange::CopyFrom(base.id),
+                    what,
+                    same_pod_template(&before, &spec),
+                )
             }
             Change::Rollback { revision_id } => {
                 let target = match revision_id {
@@ -407,6 +416,7 @@ impl Deployer {
                 (
                     EnvChange::CopyFrom(target.id),
                     format!("rollback to revision {}", target.id),
+                    false,
                 )
             }
             Change::Sleep => {
@@ -421,6 +431,7 @@ impl Deployer {
                 (
                     EnvChange::CopyFrom(base.id),
                     "sleep: 0 replicas, routes to the reviver".to_owned(),
+                    true,
                 )
             }
             Change::Wake => {
@@ -432,7 +443,7 @@ impl Deployer {
                     });
                 }
                 asleep = false;
-                (EnvChange::CopyFrom(base.id), "wake".to_owned())
+                (EnvChange::CopyFrom(base.id), "wake".to_owned(), true)
             }
         };
         let revision = NewRevision {
@@ -446,7 +457,15 @@ impl Deployer {
             env,
             created_by: actor.user_id(),
         };
-        let out = queue(&mut tx, &self.kek, app, &revision, actor, &what).await?;
+        // The template running is the active deployment's, when it deployed the base; with
+        // nothing deployed (the first deploy failed) there is none to keep.
+        let template = match deployments::active(&mut *tx, app.id).await? {
+            Some(active) if same_template && active.revision_id == base.id => {
+                Some(active.template_id())
+            }
+            _ => None,
+        };
+        let out = queue(&mut tx, &self.kek, app, &revision, template, actor, &what).await?;
         tx.commit().await?;
         self.notify();
         Ok(out)
@@ -464,17 +483,22 @@ impl Deployer {
     }
 }
 
-/// Writes the revision and its pending deployment, and records the request.
+/// Writes the revision and its pending deployment, and records the request. `template`:
+/// the template id of the deployment whose pod template the revision keeps, if it does.
 async fn queue(
     tx: &mut Tx<'_>,
     kek: &crate::crypto::Kek,
     app: &apps::App,
     revision: &NewRevision<'_>,
+    template: Option<i64>,
     actor: &Actor,
     what: &str,
 ) -> Result<Outcome, DbError> {
     let revision_id = revisions::create(tx, kek, revision).await?;
-    let deployment_id = deployments::create(tx, app.id, revision_id, actor).await?;
+    let deployment_id = match template {
+        Some(t) => deployments::create_keeping_template(tx, app.id, revision_id, t, actor).await?,
+        None => deployments::create(tx, app.id, revision_id, actor).await?,
+    };
     events::record(
         &mut **tx,
         &NewEvent {
@@ -573,6 +597,14 @@ fn check_matches_app(spec: &ResolvedSpec, app: &apps::App) -> Result<(), Request
     Ok(())
 }
 
+/// Whether two specs render the same pod template: the replica bounds are the only part
+/// of a spec that never reaches it (they size the Deployment or the HPA).
+fn same_pod_template(before: &ResolvedSpec, after: &ResolvedSpec) -> bool {
+    let mut before = before.clone();
+    before.replicas = after.replicas;
+    before == *after
+}
+
 /// Applies a scale change to the spec and replica count; returns what changed.
 fn scale(
     spec: &mut ResolvedSpec,
@@ -645,4 +677,50 @@ fn scale(
         what.push(format!("memory {m}"));
     }
     Ok(format!("scale: {}", what.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{same_pod_template, scale};
+    use crate::spec::{self, ResolvedSpec};
+
+    fn spec() -> ResolvedSpec {
+        let src =
+            "[Metadata]\nName = \"web\"\n[Routing]\nPort = 8000\n[Health]\nPath = \"/health\"\n";
+        spec::validate(src, "loco.toml", &Default::default())
+            .unwrap()
+            .spec
+    }
+
+    fn scaled(r: Option<u32>, cpu: Option<&str>, memory: Option<&str>) -> ResolvedSpec {
+        let mut s = spec();
+        let mut replicas = 1;
+        scale(
+            &mut s,
+            &mut replicas,
+            r,
+            cpu.map(str::to_owned),
+            memory.map(str::to_owned),
+            20,
+        )
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn only_a_replica_only_scale_keeps_the_pod_template() {
+        let base = spec();
+        let more = scaled(Some(5), None, None);
+        assert_ne!(more.replicas, base.replicas, "the bounds widen to 5");
+        assert!(same_pod_template(&base, &more));
+        assert!(same_pod_template(&base, &scaled(Some(0), None, None)));
+        assert!(!same_pod_template(
+            &base,
+            &scaled(Some(2), Some("250m"), None)
+        ));
+        assert!(!same_pod_template(&base, &scaled(None, None, Some("1Gi"))));
+        // The same quantity as before renders the same requests.
+        let cpu = base.resources.cpu.clone();
+        assert!(same_pod_template(&base, &scaled(None, Some(&cpu), None)));
+    }
 }

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{RenderInput, RenderSettings, Secrets};
-use crate::spec::{
-    self, BuildSource, DEFAULT_BASE_DOMAIN, DEFAULT_MAX_REPLICAS, DEFAULT_REGION, EnvValues,
-    Options,
-};
+use crate::spec::cli::PlatformArgs;
+use crate::spec::{self, BuildSource, EnvValues};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INVALID: i32 = 1;
@@ -39,9 +37,13 @@ pub struct RenderArgs {
     /// The org's id, written in the org label.
     #[arg(long, env = "LOCO_ORG_ID", default_value_t = 1)]
     pub org_id: i64,
-    /// The deployment id to annotate and inject as LOCO_DEPLOYMENT_ID; 0 outside a deployment.
+    /// The deployment id to annotate the Deployment with; 0 outside a deployment.
     #[arg(long, env = "LOCO_DEPLOYMENT_ID", default_value_t = 0)]
     pub deployment_id: i64,
+    /// The deployment that introduced the pod template, injected as LOCO_DEPLOYMENT_ID;
+    /// defaults to --deployment-id (a replica-only scale, sleep or wake keeps an older one).
+    #[arg(long, env = "LOCO_TEMPLATE_DEPLOYMENT_ID")]
+    pub template_deployment_id: Option<i64>,
     /// The replica count without autoscaling; defaults to the spec's minimum.
     #[arg(long)]
     pub replicas: Option<u32>,
@@ -51,24 +53,45 @@ pub struct RenderArgs {
     /// Prints the Secrets' real values (base64) instead of `<redacted>`.
     #[arg(long)]
     pub show_secrets: bool,
-    /// Also renders the idle timeout as an Envoy Gateway BackendTrafficPolicy.
-    #[arg(long, env = "LOCO_BACKEND_TRAFFIC_POLICY")]
-    pub backend_traffic_policy: bool,
+    #[command(flatten)]
+    pub settings: RenderSettingsArgs,
+}
+
+/// The installation's render settings and platform limits: the same flags (and
+/// environment variables) for `loco-api render` and `loco-api serve`, so an export renders
+/// what the server deploys.
+#[derive(Debug, Clone, Args)]
+pub struct RenderSettingsArgs {
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// The namespace of the Gateway and the reviver.
     #[arg(long, env = "LOCO_GATEWAY_NAMESPACE", default_value = "loco-system")]
     pub gateway_namespace: String,
     /// The Gateway every route attaches to.
     #[arg(long, env = "LOCO_GATEWAY_NAME", default_value = "loco")]
     pub gateway_name: String,
-    /// The most replicas this platform lets an app ask for.
-    #[arg(long, env = "LOCO_MAX_REPLICAS", default_value_t = DEFAULT_MAX_REPLICAS)]
-    pub max_replicas: u32,
-    /// The domain platform hostnames live under when no profile sets BaseDomain.
-    #[arg(long, env = "LOCO_BASE_DOMAIN", default_value = DEFAULT_BASE_DOMAIN)]
-    pub base_domain: String,
-    /// The region used when the file names none and has no RegionConfig.
-    #[arg(long, env = "LOCO_DEFAULT_REGION", default_value = DEFAULT_REGION)]
-    pub default_region: String,
+    /// Renders IdleTimeout as an Envoy Gateway BackendTrafficPolicy (its CRD must be installed).
+    #[arg(long, env = "LOCO_BACKEND_TRAFFIC_POLICY")]
+    pub backend_traffic_policy: bool,
+    /// Injected into apps as LOCO_METRICS_ENDPOINT.
+    #[arg(long, env = "LOCO_METRICS_ENDPOINT", default_value = "")]
+    pub metrics_endpoint: String,
+    /// Injected into apps as LOCO_TRACING_ENDPOINT.
+    #[arg(long, env = "LOCO_TRACING_ENDPOINT", default_value = "")]
+    pub tracing_endpoint: String,
+}
+
+impl RenderSettingsArgs {
+    pub fn settings(&self) -> RenderSettings {
+        RenderSettings {
+            gateway_namespace: self.gateway_namespace.clone(),
+            gateway_name: self.gateway_name.clone(),
+            metrics_endpoint: self.metrics_endpoint.clone(),
+            tracing_endpoint: self.tracing_endpoint.clone(),
+            backend_traffic_policy: self.backend_traffic_policy,
+            ..RenderSettings::default()
+        }
+    }
 }
 
 /// Runs `render` and returns the process exit code.
@@ -80,12 +103,7 @@ pub fn run(args: RenderArgs) -> i32 {
 
 /// `render`, writing to the given streams (tests pass buffers).
 pub fn render(a: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let opts = Options {
-        profile: a.profile.clone(),
-        max_replicas: a.max_replicas,
-        base_domain: a.base_domain.clone(),
-        default_region: a.default_region.clone(),
-    };
+    let opts = a.settings.platform.options(a.profile.clone());
     let validated = match spec::load(&a.file, &opts) {
         Ok(v) => v,
         Err(e @ spec::LoadError::Io { .. }) => {
@@ -121,6 +139,7 @@ pub fn render(a: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         workspace_id: a.workspace,
         app_id: a.app_id,
         deployment_id: a.deployment_id,
+        template_deployment_id: a.template_deployment_id.unwrap_or(a.deployment_id),
         revision_id: 0,
         spec: validated.spec,
         image,
@@ -130,12 +149,7 @@ pub fn render(a: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         checksum_key: super::ChecksumKey::default(),
         pull_secret: None,
         workspace_apps: Vec::new(),
-        settings: RenderSettings {
-            gateway_namespace: a.gateway_namespace.clone(),
-            gateway_name: a.gateway_name.clone(),
-            backend_traffic_policy: a.backend_traffic_policy,
-            ..RenderSettings::default()
-        },
+        settings: a.settings.settings(),
     };
     let secrets = if a.show_secrets {
         Secrets::Shown

@@ -14,8 +14,15 @@ pub struct RenderInput {
     pub org_id: i64,
     pub workspace_id: i64,
     pub app_id: i64,
-    /// The deployment applying this render; 0 for an export outside any deployment.
+    /// The deployment applying this render (the Deployment's annotation); 0 for an export
+    /// outside any deployment.
     pub deployment_id: i64,
+    /// The deployment that introduced this pod template, injected as LOCO_DEPLOYMENT_ID:
+    /// `deployment_id` itself, unless this deployment only changes the replica count or
+    /// the sleep state of the one before it (`deployments.template_deployment_id`). Only
+    /// ids in the pod template make the Deployment controller replace pods, so a scale,
+    /// sleep or wake that carried `deployment_id` there would roll every pod.
+    pub template_deployment_id: i64,
     /// The revision rendered; 0 for an export outside any deployment.
     pub revision_id: i64,
     /// The revision's resolved spec (`app_revisions.spec`).

@@ -15,7 +15,8 @@
 //! let src = "[Metadata]\nName = \"hello\"\n[Routing]\nPort = 8000\n[Health]\nPath = \"/health\"\n";
 //! let v = loco_core::spec::validate(src, "loco.toml", &Default::default()).unwrap();
 //! let input = RenderInput {
-//!     org_id: 1, workspace_id: 2, app_id: 3, deployment_id: 4, revision_id: 5,
+//!     org_id: 1, workspace_id: 2, app_id: 3, deployment_id: 4, template_deployment_id: 4,
+//!     revision_id: 5,
 //!     spec: v.spec, image: format!("registry.example/hello@sha256:{}", "a".repeat(64)),
 //!     replicas: None, asleep: false, env: v.env_values, checksum_key: Default::default(),
 //!     pull_secret: None, workspace_apps: vec![], settings: Default::default(),
@@ -103,6 +104,7 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     }
     for (field, value) in [
         ("deployment_id", input.deployment_id),
+        ("template_deployment_id", input.template_deployment_id),
         ("revision_id", input.revision_id),
     ] {
         if value < 0 {

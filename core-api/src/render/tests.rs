@@ -52,6 +52,7 @@ fn input(src: &str) -> RenderInput {
         workspace_id: 11,
         app_id: 42,
         deployment_id: 900,
+        template_deployment_id: 900,
         revision_id: 901,
         spec: v.spec,
         image: format!("registry.deploy-app.com/o7/web:1.0@{DIGEST}"),
@@ -201,6 +202,50 @@ fn deployment_id_is_an_annotation_never_a_selector() {
     assert_eq!(
         find(&objs2, "Deployment").unwrap()["spec"]["selector"],
         d["spec"]["selector"]
+    );
+}
+
+#[test]
+fn scale_sleep_and_wake_keep_the_pod_template_so_no_pod_rolls() {
+    let before = input(WEB);
+    let template = |i: &RenderInput| {
+        let objs = json_of(&render(i).unwrap());
+        let d = find(&objs, "Deployment").unwrap().clone();
+        (d["spec"]["template"].clone(), d)
+    };
+    let (t0, d0) = template(&before);
+    // The next deployment scales to 3: a new deployment and revision, the same template.
+    let mut scaled = before.clone();
+    scaled.deployment_id = 950;
+    scaled.revision_id = 951;
+    scaled.replicas = Some(3);
+    scaled.spec.replicas.max = 3;
+    let (t1, d1) = template(&scaled);
+    assert_eq!(t1, t0, "a replica-only change keeps the pod template");
+    assert_eq!(d1["spec"]["replicas"], 3);
+    assert_eq!(d1["metadata"]["annotations"][ANNOTATION_DEPLOYMENT], "950");
+    assert_ne!(d1["metadata"], d0["metadata"]);
+    // Asleep, and awake again.
+    let mut asleep = scaled.clone();
+    asleep.deployment_id = 960;
+    asleep.asleep = true;
+    let (t2, d2) = template(&asleep);
+    assert_eq!(t2, t0, "sleep keeps the pod template");
+    assert_eq!(d2["spec"]["replicas"], 0);
+    // A new template id is a new template: that deployment rolls the pods.
+    let mut rolled = before.clone();
+    rolled.deployment_id = 970;
+    rolled.template_deployment_id = 970;
+    let (t3, _) = template(&rolled);
+    assert_ne!(t3, t0);
+    assert_eq!(
+        t3["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "LOCO_DEPLOYMENT_ID")
+            .map(|e| e["value"].clone()),
+        Some(Value::from("970"))
     );
 }
 
@@ -412,6 +457,9 @@ fn rendering_is_deterministic() {
 fn bad_ids_and_images_are_refused_with_codes() {
     let mut i = input(WEB);
     i.workspace_id = 0;
+    assert_eq!(render(&i).unwrap_err().code(), "render_invalid_id");
+    let mut i = input(WEB);
+    i.template_deployment_id = -1;
     assert_eq!(render(&i).unwrap_err().code(), "render_invalid_id");
     let mut i = input(WEB);
     i.image = " ".into();

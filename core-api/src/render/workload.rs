@@ -126,7 +126,10 @@ fn loco_env(cx: &Cx) -> Vec<EnvVar> {
             "LOCO_PROFILE".to_owned(),
             i.spec.profile.clone().unwrap_or_default(),
         ),
-        ("LOCO_DEPLOYMENT_ID".to_owned(), i.deployment_id.to_string()),
+        (
+            "LOCO_DEPLOYMENT_ID".to_owned(),
+            i.template_deployment_id.to_string(),
+        ),
         ("LOCO_VERSION".to_owned(), s.loco_version.clone()),
         (
             "LOCO_METRICS_ENDPOINT".to_owned(),

@@ -44,15 +44,35 @@ pub struct ValidateArgs {
     /// Text for people, JSON for scripts (the resolved spec, or {"errors": [...]}).
     #[arg(long, env = "LOCO_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// The platform's limits and defaults a loco.toml is validated against, shared by
+/// `spec validate`, `render` and `serve` so all three read a file alike.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
     /// The most replicas this platform lets an app ask for.
     #[arg(long, env = "LOCO_MAX_REPLICAS", default_value_t = DEFAULT_MAX_REPLICAS)]
     pub max_replicas: u32,
     /// The domain platform hostnames live under when no profile sets BaseDomain.
     #[arg(long, env = "LOCO_BASE_DOMAIN", default_value = DEFAULT_BASE_DOMAIN)]
     pub base_domain: String,
-    /// The region used when the file names none and has no RegionConfig.
+    /// The region used when a loco.toml names none and has no RegionConfig.
     #[arg(long, env = "LOCO_DEFAULT_REGION", default_value = DEFAULT_REGION)]
     pub default_region: String,
+}
+
+impl PlatformArgs {
+    /// The validation options, with the profile to apply.
+    pub fn options(&self, profile: Option<String>) -> Options {
+        Options {
+            profile,
+            max_replicas: self.max_replicas,
+            base_domain: self.base_domain.clone(),
+            default_region: self.default_region.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -71,12 +91,7 @@ pub fn run(args: SpecArgs) -> i32 {
 
 /// `spec validate`, writing to the given streams (tests pass buffers).
 pub fn validate(a: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let opts = Options {
-        profile: a.profile.clone(),
-        max_replicas: a.max_replicas,
-        base_domain: a.base_domain.clone(),
-        default_region: a.default_region.clone(),
-    };
+    let opts = a.platform.options(a.profile.clone());
     let source = match std::fs::read_to_string(&a.file) {
         Ok(s) => s,
         Err(e) => {

@@ -263,6 +263,7 @@ impl App {
             workspace_id: self.workspace_id,
             app_id: self.app_id,
             deployment_id: 1,
+            template_deployment_id: 1,
             revision_id: 1,
             spec: v.spec,
             image: self.image(),

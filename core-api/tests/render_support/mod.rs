@@ -79,6 +79,7 @@ pub fn input(case: &Case, workspace_id: i64, app_id: i64) -> RenderInput {
         workspace_id,
         app_id,
         deployment_id: 120,
+        template_deployment_id: 120,
         revision_id: 340,
         image: format!(
             "registry.deploy-app.com/o3/{}:1.0.0@{DIGEST}",
