@@ -3,9 +3,12 @@
 //! refused before anything is written.
 
 mod api_support;
+#[path = "db_support/mod.rs"]
+mod db_support;
 
 use api_support::{get, router};
 use axum::http::StatusCode;
+use db_support::database_url;
 use loco_core::api::cli::TokenOptions;
 use loco_core::api::cli_bootstrap::{Bootstrap, bootstrap};
 use loco_core::db::orgs::{self, Provider, Role};
@@ -245,17 +248,6 @@ async fn bad_input_is_refused_with_the_flag_named_and_nothing_written(pool: PgPo
     }
     let done = bootstrap(&pool, &google).await.unwrap();
     assert!(done.user_created);
-}
-
-/// The URL of the pool's own database (sqlx::test made it on DATABASE_URL's server).
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for #[sqlx::test]");
-    let base = base.split('?').next().unwrap();
-    format!("{}/{name}", &base[..base.rfind('/').unwrap()])
 }
 
 fn loco_api(url: &str, args: &[&str]) -> std::process::Output {

@@ -3,7 +3,10 @@
 //! every bad input is refused with the next step, writing nothing and quoting no secret.
 
 mod apply_support;
+#[path = "db_support/mod.rs"]
+mod db_support;
 
+use db_support::database_url;
 use std::io::Write;
 use std::path::Path;
 
@@ -319,17 +322,6 @@ async fn loco_apis_service_account_kubeconfig_passes_the_check(pool: PgPool) {
     .to_string();
     assert!(err.contains("does not reach the cluster"), "{err}");
     assert!(!err.contains("not-a-real-token"), "{err}");
-}
-
-/// The URL of the pool's own database (sqlx::test made it on DATABASE_URL's server).
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for #[sqlx::test]");
-    let base = base.split('?').next().unwrap();
-    format!("{}/{name}", &base[..base.rfind('/').unwrap()])
 }
 
 fn loco_api(url: &str, kek_file: Option<&Path>, args: &[&str]) -> (i32, String, String) {

@@ -14,17 +14,6 @@ fn canary() -> String {
     format!("s3cr3t-canary-{}", hex::encode(bytes))
 }
 
-/// The URL of the pool's own database (sqlx::test made it on DATABASE_URL's server).
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for #[sqlx::test]");
-    let base = base.split('?').next().unwrap();
-    format!("{}/{name}", &base[..base.rfind('/').unwrap()])
-}
-
 fn pg_dump(url: &str) -> Vec<u8> {
     let bin = ["/usr/lib/postgresql/15/bin/pg_dump", "pg_dump"]
         .into_iter()

@@ -15,6 +15,7 @@ mod deploy_support;
 use std::time::Duration;
 
 use api_support::{call, get, kek, send, token};
+use apply_support::image_of;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use db_support::tenant;
@@ -64,20 +65,6 @@ async fn live_deployment(ns: &str) -> Deployment {
         .unwrap()
 }
 
-fn image_of(d: &Deployment) -> String {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap()
-}
-
 /// The pod template as the API server stores it: what decides whether pods are replaced.
 fn template_of(d: &Deployment) -> Value {
     serde_json::to_value(&d.spec.as_ref().unwrap().template).unwrap()
@@ -85,14 +72,8 @@ fn template_of(d: &Deployment) -> Value {
 
 /// A variable loco injects into the app's container.
 fn env_of(d: &Deployment, name: &str) -> Option<String> {
-    d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
+    let pod = d.spec.as_ref()?.template.spec.as_ref()?;
+    pod.containers[0]
         .env
         .iter()
         .flatten()

@@ -128,3 +128,14 @@ pub async fn count(pool: &PgPool, sql: &'static str, id: i64) -> i64 {
         .await
         .unwrap()
 }
+
+/// The URL of the pool's own database (sqlx::test made it on DATABASE_URL's server).
+pub async fn database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for #[sqlx::test]");
+    let base = base.split('?').next().unwrap();
+    format!("{}/{name}", &base[..base.rfind('/').unwrap()])
+}
