@@ -1,13 +1,15 @@
-//! Per-org rate limits through the API: app creation past the burst gets 429 with
-//! `Retry-After` and the standard error body, and one org's use never limits another's.
+//! Per-org rate limits: app creation past the burst gets 429 with `Retry-After` and the
+//! standard error body; one org's use never limits another's; the buckets are rows, so
+//! several loco-api replicas share them and concurrent requests cannot overdraw one.
 
 mod api_support;
 mod db_support;
 
 use api_support::*;
 use axum::http::{Method, StatusCode};
+use chrono::{TimeDelta, Utc};
 use db_support::tenant;
-use loco_core::api::ratelimit::{Limit, RateAction, RateLimitConfig};
+use loco_core::api::ratelimit::{Limit, RateAction, RateLimitConfig, RateLimits};
 use loco_core::api::{self, ApiConfig, Ctx};
 use loco_core::telemetry::Metrics;
 use serde_json::json;
@@ -86,13 +88,114 @@ async fn app_creation_past_the_burst_is_429_with_retry_after_per_org(pool: PgPoo
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
     // Deploys are limited separately from app creation: acme can still deploy twice.
-    ctx.rate_limits.check(a.org, RateAction::Deploy).unwrap();
-    ctx.rate_limits.check(a.org, RateAction::Deploy).unwrap();
-    let e = ctx
-        .rate_limits
-        .check(a.org, RateAction::Deploy)
+    let limits = &ctx.rate_limits;
+    limits
+        .check(&pool, a.org, RateAction::Deploy)
+        .await
+        .unwrap();
+    limits
+        .check(&pool, a.org, RateAction::Deploy)
+        .await
+        .unwrap();
+    let e = limits
+        .check(&pool, a.org, RateAction::Deploy)
+        .await
         .unwrap_err();
     assert_eq!(e.reason(), "rate_limited");
+}
+
+/// The limiter alone, at chosen instants.
+fn limits(per_minute: f64, burst: f64) -> RateLimits {
+    let l = Limit { per_minute, burst };
+    RateLimits::new(RateLimitConfig {
+        deploy: l,
+        create_app: l,
+    })
+}
+
+fn retry_after(e: loco_core::api::error::ApiError) -> u64 {
+    match e {
+        loco_core::api::error::ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } => retry_after_seconds,
+        other => panic!("not rate limited: {other:?}"),
+    }
+}
+
+#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+async fn a_bucket_allows_the_burst_then_refills_at_the_rate(pool: PgPool) {
+    let org = tenant(&pool, &kek(), "acme").await.org;
+    let r = limits(6.0, 2.0); // a token every 10 s
+    let t = Utc::now();
+    let at = |s: i64| Some(t + TimeDelta::seconds(s));
+    r.check_at(&pool, org, RateAction::Deploy, at(0))
+        .await
+        .unwrap();
+    r.check_at(&pool, org, RateAction::Deploy, at(0))
+        .await
+        .unwrap();
+    let e = r
+        .check_at(&pool, org, RateAction::Deploy, at(0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status().as_u16(), 429);
+    assert_eq!(retry_after(e), 10);
+    let e = r
+        .check_at(&pool, org, RateAction::Deploy, at(4))
+        .await
+        .unwrap_err();
+    assert_eq!(retry_after(e), 6, "4 of the 10 s have passed");
+    r.check_at(&pool, org, RateAction::Deploy, at(10))
+        .await
+        .unwrap();
+    // A replica whose clock is behind does not drain the bucket or refill it twice.
+    assert!(
+        r.check_at(&pool, org, RateAction::Deploy, at(5))
+            .await
+            .is_err()
+    );
+    // An hour idle refills to the burst, not beyond.
+    for _ in 0..2 {
+        r.check_at(&pool, org, RateAction::Deploy, at(3600))
+            .await
+            .unwrap();
+    }
+    assert!(
+        r.check_at(&pool, org, RateAction::Deploy, at(3600))
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+async fn orgs_and_actions_have_their_own_buckets_shared_by_every_replica(pool: PgPool) {
+    let a = tenant(&pool, &kek(), "acme").await.org;
+    let b = tenant(&pool, &kek(), "bravo").await.org;
+    // Two loco-api processes: each with its own limiter, one database.
+    let (one, two) = (limits(1.0, 1.0), limits(1.0, 1.0));
+    one.check(&pool, a, RateAction::Deploy).await.unwrap();
+    assert!(
+        two.check(&pool, a, RateAction::Deploy).await.is_err(),
+        "the second replica sees the token the first took"
+    );
+    two.check(&pool, b, RateAction::Deploy).await.unwrap();
+    two.check(&pool, a, RateAction::CreateApp).await.unwrap();
+
+    // Many at once on a fresh bucket of 5: exactly 5 get through.
+    let c = tenant(&pool, &kek(), "charlie").await.org;
+    let r = std::sync::Arc::new(limits(1.0, 5.0));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (r, pool) = (r.clone(), pool.clone());
+            tokio::spawn(async move { r.check(&pool, c, RateAction::Deploy).await.is_ok() })
+        })
+        .collect();
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 5);
 }
 
 #[sqlx::test(migrator = "loco_core::db::MIGRATOR")]

@@ -227,7 +227,8 @@ pub async fn create(
     };
     // Last, so a refused or invalid request does not use up the org's allowance.
     ctx.rate_limits
-        .check(a.org_id, super::ratelimit::RateAction::CreateApp)?;
+        .check(&ctx.db, a.org_id, super::ratelimit::RateAction::CreateApp)
+        .await?;
     let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
     let id = apps::create(&mut tx, &ctx.kek, &new, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
@@ -352,7 +353,8 @@ pub async fn put_env(
         .collect();
 
     ctx.rate_limits
-        .check(a.org_id, super::ratelimit::RateAction::Deploy)?;
+        .check(&ctx.db, a.org_id, super::ratelimit::RateAction::Deploy)
+        .await?;
     let outcome = ctx
         .deployer
         .request_change(&app, Change::Env(env), &a.actor())

@@ -222,7 +222,9 @@ pub struct RevisionList {
 /// (when the org has one) its GitHub collaborator gate.
 async fn may_deploy(ctx: &Ctx, a: &OrgAccess) -> Result<(), ApiError> {
     a.require(Scope::Write)?;
-    ctx.rate_limits.check(a.org_id, RateAction::Deploy)?;
+    ctx.rate_limits
+        .check(&ctx.db, a.org_id, RateAction::Deploy)
+        .await?;
     super::login::check_deploy_gate(ctx, a.org_id, a.principal.user_id).await
 }
 

@@ -125,7 +125,7 @@ pub struct Ctx {
     /// GitHub / Google logins, sessions and the deploy gate; none configured after
     /// [`Ctx::new`], set with [`Ctx::with_login`].
     pub login: Arc<login::Login>,
-    /// Per-org token buckets: `ctx.rate_limits.check(org_id, RateAction::Deploy)?`.
+    /// Per-org limits: `ctx.rate_limits.check(&ctx.db, org_id, RateAction::Deploy).await?`.
     pub rate_limits: Arc<ratelimit::RateLimits>,
     /// The latency ring and the cached page of `GET /status`.
     pub status: Arc<status::StatusState>,

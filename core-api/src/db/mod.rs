@@ -15,6 +15,7 @@ pub mod gc;
 pub mod keys;
 pub mod orgs;
 pub mod queue;
+pub mod ratelimit;
 pub mod revisions;
 pub mod sessions;
 pub mod status;
