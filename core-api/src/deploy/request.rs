@@ -387,7 +387,7 @@ impl Deployer {
                         }
                         r
                     }
-                    None => previous_deployed(&mut tx, app.id, base.id)
+                    None => previous_deployed(&mut tx, app, base.id)
                         .await?
                         .ok_or_else(|| RequestError::Conflict {
                             reason: "no_rollback_target",
@@ -527,23 +527,20 @@ async fn queue(
 /// The revision of the newest ready-then-superseded deployment older than the active one.
 async fn previous_deployed(
     tx: &mut Tx<'_>,
-    app_id: i64,
+    app: &apps::App,
     active_revision: i64,
 ) -> Result<Option<Revision>, DbError> {
     let id = sqlx::query_scalar!(
         "SELECT revision_id FROM deployments
           WHERE app_id = $1 AND status = 'superseded' AND revision_id <> $2
           ORDER BY id DESC LIMIT 1",
-        app_id,
+        app.id,
         active_revision
     )
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else { return Ok(None) };
-    let org_id = sqlx::query_scalar!("SELECT org_id FROM apps WHERE id = $1", app_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(Some(revisions::get(&mut **tx, org_id, id).await?))
+    Ok(Some(revisions::get(&mut **tx, app.org_id, id).await?))
 }
 
 /// Loco's record of an image it deployed (the janitor orders by these).
