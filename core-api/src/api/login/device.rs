@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{denied, not_configured};
+use super::error::denied;
 use super::flow::{self, FlowSecrets};
 use super::github::{self, DevicePoll};
 use super::session::{self, SessionTokens};
@@ -62,12 +62,7 @@ pub struct DevicePollRequest {
 pub async fn github_device_start(
     State(ctx): State<Ctx>,
 ) -> Result<(StatusCode, axum::Json<DeviceStart>), ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .github
-        .as_ref()
-        .ok_or_else(|| not_configured("GitHub"))?;
+    let cfg = ctx.login.github()?;
     let http = ctx.login.http("GitHub")?;
     let started = github::start_device(http, cfg).await?;
     let handle = sessions::generate(DEVICE_PREFIX).map_err(DbError::from)?;
@@ -125,12 +120,7 @@ pub async fn github_device_poll(
     State(ctx): State<Ctx>,
     Json(body): Json<DevicePollRequest>,
 ) -> Result<Response, ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .github
-        .as_ref()
-        .ok_or_else(|| not_configured("GitHub"))?;
+    let cfg = ctx.login.github()?;
     let http = ctx.login.http("GitHub")?;
     let unknown = || ApiError::Rejected {
         status: StatusCode::NOT_FOUND,

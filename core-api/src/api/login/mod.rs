@@ -82,6 +82,22 @@ impl Login {
         }
     }
 
+    /// GitHub's settings, or the `not configured` answer.
+    fn github(&self) -> Result<&config::GithubConfig, ApiError> {
+        self.config
+            .github
+            .as_ref()
+            .ok_or_else(|| error::not_configured("GitHub"))
+    }
+
+    /// Google's settings, or the `not configured` answer.
+    fn google(&self) -> Result<&config::GoogleConfig, ApiError> {
+        self.config
+            .google
+            .as_ref()
+            .ok_or_else(|| error::not_configured("Google"))
+    }
+
     /// The HTTP client, or the `not configured` answer for `what`.
     fn http(&self, what: &'static str) -> Result<&reqwest::Client, ApiError> {
         self.http

@@ -32,6 +32,27 @@ pub struct CallbackParams {
     pub error: Option<String>,
 }
 
+/// The part of a provider's callback both providers share: the login that sent the
+/// browser (by `state` and the login cookie), then the code, unless the user declined.
+async fn callback_code<'q>(
+    ctx: &Ctx,
+    provider: Provider,
+    what: &'static str,
+    q: &'q CallbackParams,
+    headers: &HeaderMap,
+) -> Result<(flow::FlowSecrets, &'q str), ApiError> {
+    let secrets = flow::finish_web(ctx, provider, q.state.as_deref(), headers).await?;
+    if q.error.is_some() {
+        return Err(denied(what));
+    }
+    let code = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| super::error::bad_state("the callback carries no `code`"))?;
+    Ok((secrets, code))
+}
+
 fn redirect_uri(ctx: &Ctx, provider: &str, what: &'static str) -> Result<String, ApiError> {
     let base = ctx
         .login
@@ -80,12 +101,7 @@ fn session_response(tokens: SessionTokens) -> Response {
     responses((status = 302, description = "Redirect to GitHub's authorization page; sets the login cookie"),
         (status = 404, body = ErrorBody)))]
 pub async fn github_login(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .github
-        .as_ref()
-        .ok_or_else(|| not_configured("GitHub"))?;
+    let cfg = ctx.login.github()?;
     if cfg.client_secret.is_none() {
         return Err(not_configured("GitHub"));
     }
@@ -111,27 +127,14 @@ pub async fn github_callback(
     headers: HeaderMap,
     Query(q): Query<CallbackParams>,
 ) -> Result<Response, ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .github
-        .as_ref()
-        .ok_or_else(|| not_configured("GitHub"))?;
+    let cfg = ctx.login.github()?;
     let secret = cfg
         .client_secret
         .as_ref()
         .ok_or_else(|| not_configured("GitHub"))?;
     let redirect_uri = redirect_uri(&ctx, "github", "GitHub")?;
     let http = ctx.login.http("GitHub")?;
-    let secrets = flow::finish_web(&ctx, Provider::Github, q.state.as_deref(), &headers).await?;
-    if q.error.is_some() {
-        return Err(denied("GitHub"));
-    }
-    let code = q
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| super::error::bad_state("the callback carries no `code`"))?;
+    let (secrets, code) = callback_code(&ctx, Provider::Github, "GitHub", &q, &headers).await?;
     let verifier = secrets.pkce_verifier.as_deref().unwrap_or_default();
     let token = github::exchange_code(http, cfg, secret, code, verifier, &redirect_uri).await?;
     let user_id = github_user(&ctx, http, token).await?;
@@ -162,12 +165,7 @@ pub(crate) async fn github_user(
     responses((status = 302, description = "Redirect to Google's authorization page; sets the login cookie"),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn google_login(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .google
-        .as_ref()
-        .ok_or_else(|| not_configured("Google"))?;
+    let cfg = ctx.login.google()?;
     let redirect_uri = redirect_uri(&ctx, "google", "Google")?;
     let http = ctx.login.http("Google")?;
     let discovery = ctx.login.google.discovery(http, cfg).await?;
@@ -201,23 +199,10 @@ pub async fn google_callback(
     headers: HeaderMap,
     Query(q): Query<CallbackParams>,
 ) -> Result<Response, ApiError> {
-    let cfg = ctx
-        .login
-        .config
-        .google
-        .as_ref()
-        .ok_or_else(|| not_configured("Google"))?;
+    let cfg = ctx.login.google()?;
     let redirect_uri = redirect_uri(&ctx, "google", "Google")?;
     let http = ctx.login.http("Google")?;
-    let secrets = flow::finish_web(&ctx, Provider::Google, q.state.as_deref(), &headers).await?;
-    if q.error.is_some() {
-        return Err(denied("Google"));
-    }
-    let code = q
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| super::error::bad_state("the callback carries no `code`"))?;
+    let (secrets, code) = callback_code(&ctx, Provider::Google, "Google", &q, &headers).await?;
     let discovery = ctx.login.google.discovery(http, cfg).await?;
     let verifier = secrets.pkce_verifier.as_deref().unwrap_or_default();
     let id_token =
