@@ -134,8 +134,7 @@ fn token_flags(e: MintError) -> anyhow::Error {
 pub async fn bootstrap(pool: &PgPool, req: &Bootstrap<'_>) -> anyhow::Result<Bootstrapped> {
     req.check()?;
     let mut tx = pool.begin().await.map_err(DbError::from)?;
-    let existing =
-        db::bootstrap::user_by_identity(&mut *tx, req.provider, req.provider_uid).await?;
+    let existing = orgs::user_by_identity(&mut *tx, req.provider, req.provider_uid).await?;
     let (user_id, user_created) = match &existing {
         // An existing user keeps their login and email: a real sign-in refreshes those.
         Some(u) => (u.id, false),

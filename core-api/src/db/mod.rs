@@ -7,7 +7,6 @@
 //! by id take the caller's org id as well, so a row of another tenant reads as missing.
 
 pub mod apps;
-pub mod bootstrap;
 pub mod clusters;
 pub mod deployments;
 pub mod events;

@@ -157,6 +157,24 @@ pub async fn upsert_user(
     .await?)
 }
 
+/// The user of an identity, if one signed in or was bootstrapped before (unlike
+/// [`upsert_user`], this changes nothing).
+pub async fn user_by_identity(
+    db: impl PgExecutor<'_>,
+    provider: Provider,
+    provider_uid: &str,
+) -> Result<Option<User>, DbError> {
+    Ok(sqlx::query_as!(
+        User,
+        "SELECT id, provider, provider_uid, login, email FROM users
+          WHERE provider = $1 AND provider_uid = $2",
+        provider.as_str(),
+        provider_uid
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
 pub async fn get_user(db: impl PgExecutor<'_>, user_id: i64) -> Result<User, DbError> {
     sqlx::query_as!(
         User,
