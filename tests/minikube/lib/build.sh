@@ -26,7 +26,11 @@ build_wrapped() {
 
 build_kubernetes() {
   local v=$KUBERNETES_VERSION out="$LOCO_CACHE/bin/kubernetes-$KUBERNETES_VERSION"
-  [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/kube-scheduler" ] && [ -x "$out/kube-controller-manager" ] && return 0
+  local b missing=0
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
+    [ -x "$out/$b" ] || missing=1
+  done
+  [ $missing = 0 ] && return 0
   go_env
   local modfile
   modfile=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
@@ -50,7 +54,7 @@ $replaces"
     ld="$ld -X $vpkg.gitVersion=$v -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean"
   done
   build_wrapped "kubernetes-$v" "$out" "$gomod" \
-    "k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl" \
+    "k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy" \
     "-s -w $ld" "selinux,notest"
 }
 
