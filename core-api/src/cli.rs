@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
-use crate::telemetry::{LogArgs, Metrics};
-use crate::{db, ops};
+use loco_telemetry::{LogArgs, Metrics};
+use loco_db as db;
+use loco_telemetry::ops;
 
 /// loco-api serves loco's HTTP API and runs the operator's one-shot commands against the
 /// loco database, which is the only source of truth for every cluster loco manages.
@@ -26,22 +27,22 @@ pub enum Command {
     /// Applies pending database migrations and exits; safe to run more than once.
     Migrate(DbArgs),
     /// Works with loco.toml app specs offline: `spec validate FILE` checks one as a deploy would.
-    Spec(crate::spec::cli::SpecArgs),
+    Spec(crate::spec::SpecArgs),
     /// Prints the Kubernetes objects of one app as YAML, rendered as a deploy would render them.
-    Render(crate::render::cli::RenderArgs),
+    Render(crate::render::RenderArgs),
     /// Manages the key-encryption key: `keys rotate` rewraps every data key under a new KEK.
     #[command(subcommand)]
-    Keys(crate::crypto::cli::KeysCommand),
+    Keys(crate::keys::KeysCommand),
     /// Manages API tokens: `tokens create` mints one for a member of an org and prints it once.
     #[command(subcommand)]
-    Tokens(crate::api::cli::TokensCommand),
+    Tokens(crate::tokens::TokensCommand),
     /// Creates (or reuses) the first user, their org and the owner membership, and mints
     /// an admin API token printed once: the way in before anyone can sign in.
-    Bootstrap(crate::api::cli_bootstrap::BootstrapArgs),
+    Bootstrap(crate::bootstrap::BootstrapArgs),
     /// Registers clusters (`clusters add`, with the kubeconfig sealed), lists them, and
     /// stores their registry pull login (`clusters set-pull-credential`).
     #[command(subcommand)]
-    Clusters(crate::api::cli_clusters::ClustersCommand),
+    Clusters(crate::clusters::ClustersCommand),
     /// Drops old events, expired credentials, and deployments and revisions beyond the
     /// newest N per app (never one still in use); `--once` for a CronJob, `--dry-run` to count only.
     Gc(crate::gc::GcArgs),
@@ -66,11 +67,11 @@ pub struct ServeArgs {
     pub body_limit: usize,
     /// Boxed: the login flags are many, and `Command` should stay small.
     #[command(flatten)]
-    pub auth: Box<crate::api::login::AuthArgs>,
+    pub auth: Box<loco_http::login::AuthArgs>,
     #[command(flatten)]
-    pub rate_limits: crate::api::ratelimit::RateLimitArgs,
+    pub rate_limits: loco_http::ratelimit::RateLimitArgs,
     #[command(flatten)]
-    pub deploy: crate::deploy::args::DeployArgs,
+    pub deploy: crate::deploy_args::DeployArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -87,12 +88,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve(a) => serve(a).await,
         // Exit codes carry meaning here (1 invalid spec, 2 unreadable file), which an
         // anyhow error at main could not express.
-        Command::Spec(a) => std::process::exit(crate::spec::cli::run(a)),
-        Command::Render(a) => std::process::exit(crate::render::cli::run(a)),
-        Command::Keys(c) => crate::crypto::cli::run(c).await,
-        Command::Tokens(c) => crate::api::cli::run(c).await,
-        Command::Bootstrap(a) => crate::api::cli_bootstrap::run(a).await,
-        Command::Clusters(c) => crate::api::cli_clusters::run(c).await,
+        Command::Spec(a) => std::process::exit(crate::spec::run(a)),
+        Command::Render(a) => std::process::exit(crate::render::run(a)),
+        Command::Keys(c) => crate::keys::run(c).await,
+        Command::Tokens(c) => crate::tokens::run(c).await,
+        Command::Bootstrap(a) => crate::bootstrap::run(a).await,
+        Command::Clusters(c) => crate::clusters::run(c).await,
         Command::Gc(a) => crate::gc::run(a).await,
     }
 }
@@ -100,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     // Before anything else: without the KEK no app env can be sealed or opened, so a
     // server that started anyway would fail later, request by request.
-    let kek = crate::crypto::Kek::from_env().map_err(|e| {
+    let kek = loco_crypto::Kek::from_env().map_err(|e| {
         anyhow::anyhow!("loco-api serve cannot start: {e}. The KEK never enters the database; keep it where the resurrector can read it too.")
     })?;
     let metrics = Metrics::new("loco-api");
@@ -108,16 +109,16 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let pool = db::connect(&a.db.database_url).await?;
     db::migrate(&pool).await?;
     let (listener, addr) = ops::bind(a.listen).await?;
-    let ctx = crate::api::Ctx::new(pool.clone(), kek, metrics.clone(), {
+    let ctx = loco_http::Ctx::new(pool.clone(), kek, metrics.clone(), {
         let (deploy, preflight_components) = a.deploy.config();
-        crate::api::ApiConfig {
+        loco_http::ApiConfig {
             body_limit: a.body_limit,
             rate_limits: (&a.rate_limits).into(),
             deploy,
             preflight_components,
         }
     });
-    let login = crate::api::login::AuthArgs::into_config(*a.auth.clone())
+    let login = loco_http::login::AuthArgs::into_config(*a.auth.clone())
         .map_err(|e| anyhow::anyhow!("loco-api serve cannot start: {e}"))?;
     tracing::info!(
         github = login.github.is_some(),
@@ -125,7 +126,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         deploy_gate_token = login.github_token.is_some(),
         "login providers configured"
     );
-    let ctx = ctx.with_login(crate::api::login::Login::new(login)?);
+    let ctx = ctx.with_login(loco_http::login::Login::new(login)?);
     tracing::info!(kek_id = ctx.kek.id(), "key-encryption key loaded");
     // Deploy workers run beside the API and stop with it; a deployment cut off by the
     // stop is resumed by the next worker once its lease runs out.
@@ -141,7 +142,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .await;
         })
     });
-    let app = crate::api::router(ctx).merge(ops::router(metrics, ready.clone()));
+    let app = loco_http::router(ctx).merge(ops::router(metrics, ready.clone()));
     ready.set(true);
     tracing::info!(%addr, workers = a.deploy.deploy_workers, "loco-api listening");
     ops::serve(listener, app, ops::shutdown_signal()).await?;

@@ -1,13 +1,13 @@
 //! `loco-api gc`: the database's garbage collection, as a one-shot (`--once`, what the
 //! chart's CronJob runs) or a loop every `--interval-minutes` for running off-cluster.
-//! What is kept and why is documented in [`crate::db::gc`].
+//! What is kept and why is documented in [`loco_db::gc`].
 
 use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::cli::DbArgs;
-use crate::db::{self, gc};
+use loco_db::{gc};
 
 /// How the counts are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -95,7 +95,7 @@ pub fn describe(r: &gc::Report, dry_run: bool, output: Output) -> String {
 }
 
 pub async fn run(a: GcArgs) -> anyhow::Result<()> {
-    let pool = db::connect(&a.db.database_url).await?;
+    let pool = loco_db::connect(&a.db.database_url).await?;
     if a.once {
         return collect(&pool, &a).await;
     }
@@ -104,7 +104,7 @@ pub async fn run(a: GcArgs) -> anyhow::Result<()> {
         interval_minutes = a.interval_minutes,
         "gc: collecting every interval until SIGTERM"
     );
-    let shutdown = crate::ops::shutdown_signal();
+    let shutdown = loco_telemetry::ops::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         // A failed run is logged and retried next interval: a daemon that exits on a

@@ -1,7 +1,9 @@
 //! The HTTP API driven in-process: happy paths of every resource, and each way a
 //! request can go wrong, with the `{error, message, next_step, request_id}` shape.
 
+#[path = "../testsupport/api_support/mod.rs"]
 mod api_support;
+#[path = "../testsupport/db_support/mod.rs"]
 mod db_support;
 
 use api_support::*;
@@ -9,12 +11,12 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::Duration;
 use db_support::{revision_with_env, tenant};
-use loco_core::db::orgs::Role;
-use loco_core::db::tokens::Scope;
+use loco_db::orgs::Role;
+use loco_db::tokens::Scope;
 use serde_json::json;
 use sqlx::PgPool;
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let app = router(&pool);
@@ -49,7 +51,7 @@ async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
         r.text
     );
     let org2 = r.json["id"].as_i64().unwrap();
-    let owner = loco_core::db::orgs::role_of(&pool, org2, t.user)
+    let owner = loco_db::orgs::role_of(&pool, org2, t.user)
         .await
         .unwrap();
     assert_eq!(owner, Some(Role::Owner));
@@ -209,7 +211,7 @@ async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let app = router(&pool);
@@ -257,7 +259,7 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
 
     let ok = token(&pool, t.org, t.user).await;
     sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE token_sha256 = $1")
-        .bind(&loco_core::db::tokens::hash(&ok)[..])
+        .bind(&loco_db::tokens::hash(&ok)[..])
         .execute(&pool)
         .await
         .unwrap();
@@ -270,7 +272,7 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
     // Only the hash is stored.
     let fresh = token(&pool, t.org, t.user).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE encode(token_sha256, 'hex') = $1 OR encode(token_sha256, 'escape') LIKE '%' || $2 || '%'")
-        .bind(hex::encode(loco_core::db::tokens::hash(&fresh)))
+        .bind(hex::encode(loco_db::tokens::hash(&fresh)))
         .bind(&fresh)
         .fetch_one(&pool)
         .await
@@ -280,7 +282,7 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
         sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
             "SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1",
         )
-        .bind(&loco_core::db::tokens::hash(&fresh)[..])
+        .bind(&loco_db::tokens::hash(&fresh)[..])
         .fetch_one(&pool)
         .await
         .unwrap()
@@ -297,7 +299,7 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
     // The revoked token's use is not noted.
     let revoked_used: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1")
-            .bind(&loco_core::db::tokens::hash(&ok)[..])
+            .bind(&loco_db::tokens::hash(&ok)[..])
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -314,7 +316,7 @@ async fn credentials_are_checked_with_a_next_step(pool: PgPool) {
     assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn roles_and_scopes_limit_writes(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let app_id = db_support::app(&pool, &kek(), &t, "web").await;
@@ -434,7 +436,7 @@ async fn roles_and_scopes_limit_writes(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn bad_requests_get_the_error_shape(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let app = router(&pool);
@@ -632,7 +634,7 @@ async fn bad_requests_get_the_error_shape(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn request_ids_are_echoed_and_database_errors_show_only_the_id(pool: PgPool) {
     let t = tenant(&pool, &kek(), "acme").await;
     let app = router(&pool);
@@ -709,7 +711,7 @@ impl Captured {
     }
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn openapi_document_lists_the_routes(pool: PgPool) {
     let app = router(&pool);
     let r = call(&app, Method::GET, "/openapi.json", None, None).await;
@@ -724,7 +726,7 @@ async fn openapi_document_lists_the_routes(pool: PgPool) {
         assert!(paths.contains_key(p), "{p} missing");
     }
     assert!(r.json["components"]["securitySchemes"]["bearer"].is_object());
-    assert_eq!(loco_core::api::openapi().paths.paths.len(), paths.len());
+    assert_eq!(loco_http::openapi().paths.paths.len(), paths.len());
 }
 
 #[test]

@@ -2,16 +2,17 @@
 //! Run twice it reuses what exists; its token works against the API; bad input is
 //! refused before anything is written.
 
+#[path = "../testsupport/api_support/mod.rs"]
 mod api_support;
-#[path = "db_support/mod.rs"]
+#[path = "../testsupport/db_support/mod.rs"]
 mod db_support;
 
 use api_support::{get, router};
 use axum::http::StatusCode;
 use db_support::database_url;
-use loco_core::api::cli::TokenOptions;
-use loco_core::api::cli_bootstrap::{Bootstrap, bootstrap};
-use loco_core::db::orgs::{self, Provider, Role};
+use loco_api::tokens::TokenOptions;
+use loco_api::bootstrap::{Bootstrap, bootstrap};
+use loco_db::orgs::{self, Provider, Role};
 use sqlx::PgPool;
 
 fn request<'a>(org: &'a str, uid: &'a str, scopes: &'a [String]) -> Bootstrap<'a> {
@@ -46,7 +47,7 @@ async fn reasons(pool: &PgPool) -> Vec<String> {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn bootstrap_twice_reuses_user_and_org_and_both_tokens_work(pool: PgPool) {
     let scopes = admin();
     let first = bootstrap(&pool, &request("acme", "1001", &scopes))
@@ -120,7 +121,7 @@ async fn bootstrap_twice_reuses_user_and_org_and_both_tokens_work(pool: PgPool) 
     );
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn an_existing_user_keeps_their_login_and_becomes_owner_of_an_existing_org(pool: PgPool) {
     let user = orgs::upsert_user(
         &pool,
@@ -174,7 +175,7 @@ async fn an_existing_user_keeps_their_login_and_becomes_owner_of_an_existing_org
     );
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn bad_input_is_refused_with_the_flag_named_and_nothing_written(pool: PgPool) {
     let scopes = admin();
     let good = request("acme", "1001", &scopes);
@@ -262,7 +263,7 @@ fn loco_api(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn the_command_prints_the_token_once_on_stdout_or_ids_and_token_as_json(pool: PgPool) {
     let url = database_url(&pool).await;
     let args = [

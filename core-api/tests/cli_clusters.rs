@@ -2,18 +2,19 @@
 //! token appears nowhere in the row), read back the way the deploy workers read it, and
 //! every bad input is refused with the next step, writing nothing and quoting no secret.
 
+#[path = "../testsupport/apply_support/mod.rs"]
 mod apply_support;
-#[path = "db_support/mod.rs"]
+#[path = "../testsupport/db_support/mod.rs"]
 mod db_support;
 
 use db_support::database_url;
 use std::io::Write;
 use std::path::Path;
 
-use loco_core::api::cli_clusters::{NewCluster, add};
-use loco_core::crypto::Kek;
-use loco_core::db::clusters;
-use loco_core::deploy::cluster::ClusterClients;
+use loco_api::clusters::{NewCluster, add};
+use loco_crypto::Kek;
+use loco_db::clusters;
+use loco_deploy::cluster::ClusterClients;
 use sqlx::PgPool;
 
 fn canary() -> String {
@@ -57,7 +58,7 @@ async fn cluster_count(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn the_kubeconfig_is_stored_sealed_and_reads_back_as_the_deploy_workers_read_it(
     pool: PgPool,
 ) {
@@ -130,7 +131,7 @@ async fn the_kubeconfig_is_stored_sealed_and_reads_back_as_the_deploy_workers_re
     assert_eq!(d.endpoint, "https://fsn1-b.example.com:6443");
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn bad_input_is_refused_with_a_next_step_and_nothing_stored(pool: PgPool) {
     let kek = Kek::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -245,7 +246,7 @@ async fn bad_input_is_refused_with_a_next_step_and_nothing_stored(pool: PgPool) 
     assert_eq!(regions, 1);
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn the_check_refuses_a_kubeconfig_that_does_not_reach_its_cluster(pool: PgPool) {
     let kek = Kek::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -275,7 +276,7 @@ async fn the_check_refuses_a_kubeconfig_that_does_not_reach_its_cluster(pool: Pg
 }
 
 /// The demo's path: loco-api's own ServiceAccount token on the test cluster passes the check.
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn loco_apis_service_account_kubeconfig_passes_the_check(pool: PgPool) {
     if apply_support::admin_client().await.is_none() {
         return;
@@ -343,7 +344,7 @@ fn loco_api(url: &str, kek_file: Option<&Path>, args: &[&str]) -> (i32, String, 
     )
 }
 
-#[sqlx::test(migrator = "loco_core::db::MIGRATOR")]
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn the_commands_add_list_and_store_a_pull_login_without_printing_secrets(pool: PgPool) {
     let url = database_url(&pool).await;
     let dir = tempfile::tempdir().unwrap();

@@ -1,14 +1,14 @@
 //! `loco-api spec validate` as a user runs it: exit codes, and output compared with golden
-//! files under tests/fixtures/spec/. Regenerate the golden files after an intended change
-//! with `LOCO_BLESS=1 cargo test -p loco-core --test spec_cli`.
+//! files under core-api/spec/tests/fixtures/. Regenerate the golden files after an intended change
+//! with `LOCO_BLESS=1 cargo test -p loco-api --test spec_cli`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use loco_core::spec::ResolvedSpec;
+use loco_spec::ResolvedSpec;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/tests/fixtures")
 }
 
 /// Runs in the fixtures directory so file names in messages are stable.
@@ -35,7 +35,7 @@ fn golden(name: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         expected == actual,
-        "{} differs from the output:\n{actual}\nRegenerate with LOCO_BLESS=1 cargo test -p loco-core --test spec_cli if the change is intended.",
+        "{} differs from the output:\n{actual}\nRegenerate with LOCO_BLESS=1 cargo test -p loco-api --test spec_cli if the change is intended.",
         path.display()
     );
 }

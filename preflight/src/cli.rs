@@ -126,7 +126,7 @@ pub struct CheckArgs {
     pub timeout: u64,
 }
 
-/// Logs to stderr; loco-core's telemetry cannot be used here (loco-core depends on us).
+/// Logs to stderr; loco-telemetry is not used here, so this leaf stays free of loco crates.
 pub fn init_logging(json: bool) {
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

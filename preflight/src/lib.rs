@@ -1,6 +1,6 @@
 //! loco-preflight: checks that a cluster can take a deploy, a wake or a rebuild.
 //!
-//! A leaf library below loco-core: loco-core's deploy, the sleeper's wake and the
+//! A leaf library below the deploy core: loco-deploy, the sleeper's wake and the
 //! resurrector's rebuild call it through [`CapacityGate`], so it depends on no other
 //! loco crate.
 //!
@@ -16,8 +16,10 @@ pub mod error;
 pub mod gate;
 pub mod model;
 pub mod placement;
-pub mod quantity;
 pub mod usage;
+
+/// The quantity parser shared with loco.toml validation (crate loco-quantity).
+pub use loco_quantity as quantity;
 
 pub use cli::{Args, init_logging, run};
 pub use error::Error;

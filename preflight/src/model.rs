@@ -87,7 +87,7 @@ impl Purpose {
 
 /// The question: can the cluster hold `replicas` pods of this size, times the factor?
 ///
-/// Plain data so loco-core's render can produce it (see `Request::for_deployment`).
+/// Plain data so loco's render can produce it (see `Request::for_deployment`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub purpose: Purpose,

@@ -28,15 +28,15 @@ async fn sqlx_connects_and_runs_the_workspace_migrations() {
         .unwrap();
     let db_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
 
-    let pool = loco_core::db::connect(&db_url).await.unwrap();
-    loco_core::db::migrate(&pool).await.unwrap();
+    let pool = loco_db::connect(&db_url).await.unwrap();
+    loco_db::migrate(&pool).await.unwrap();
     // Running them again is a no-op: start-up applies them on every boot.
-    loco_core::db::migrate(&pool).await.unwrap();
+    loco_db::migrate(&pool).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&pool)
         .await
         .unwrap();
-    let known = loco_core::db::MIGRATOR.iter().count() as i64;
+    let known = loco_db::MIGRATOR.iter().count() as i64;
     assert!(known > 0, "the workspace has migrations");
     assert_eq!(applied, known);
     let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs")
@@ -218,13 +218,13 @@ async fn prometheus_scrapes_a_loco_process() {
     };
     let targets = require_env("LOCO_PROMETHEUS_TARGETS_DIR").unwrap();
     let service = unique("loco-smoke");
-    // This test process serves loco-core's /metrics, as every loco binary does.
-    let metrics = loco_core::telemetry::Metrics::new(&service);
-    let (listener, addr) = loco_core::ops::bind("127.0.0.1:0".parse().unwrap())
+    // This test process serves loco-telemetry's /metrics, as every loco binary does.
+    let metrics = loco_telemetry::Metrics::new(&service);
+    let (listener, addr) = loco_telemetry::ops::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let app = loco_core::ops::router(metrics, loco_core::ops::Readiness::default());
-    tokio::spawn(loco_core::ops::serve(listener, app, std::future::pending()));
+    let app = loco_telemetry::ops::router(metrics, loco_telemetry::ops::Readiness::default());
+    tokio::spawn(loco_telemetry::ops::serve(listener, app, std::future::pending()));
 
     let target_file = std::path::Path::new(&targets).join(format!("{service}.json"));
     std::fs::write(

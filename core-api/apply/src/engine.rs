@@ -1,0 +1,248 @@
+//! Apply proper: read, decide, then write phase by phase with bounded concurrency.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt as _, stream};
+use kube::api::ApiResource;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::error::ApplyError;
+use super::live::{self, LiveIndex, SecretSource};
+use super::plan::{self, Action, Prepared};
+use super::progress::Progress;
+use super::{Applier, ApplyReport};
+use loco_render::Rendered;
+
+type Sender = UnboundedSender<Progress>;
+
+/// How one object's write went.
+enum Outcome {
+    Written { created: bool },
+    Unchanged,
+}
+
+impl Applier {
+    /// Applies one app phase by phase ([`Phase`] order; a phase finishes before the next
+    /// starts; bounded concurrency within a phase). No prune, no wait.
+    pub async fn apply(&self, desired: &Rendered) -> Result<ApplyReport, ApplyError> {
+        let mut report = ApplyReport::default();
+        self.apply_into(desired, None, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Many apps at once (the resurrector's rebuild, the benchmark): apps concurrently,
+    /// each app's phases in order, one cluster-wide metadata LIST per kind instead of
+    /// per-object reads. Every app is attempted; if any failed, the error counts them and
+    /// carries the first. [`Applier::apply_each`] gives the result of each app.
+    pub async fn apply_many(&self, desired: &[Rendered]) -> Result<ApplyReport, ApplyError> {
+        let mut report = ApplyReport::default();
+        let mut errors = Vec::new();
+        for (r, e) in self.apply_each(desired).await {
+            report.absorb(r);
+            if let Some(e) = e {
+                errors.push(e);
+            }
+        }
+        match errors.len() {
+            0 => Ok(report),
+            1 if desired.len() == 1 => Err(errors.remove(0)),
+            failed => Err(ApplyError::SomeAppsFailed {
+                failed,
+                total: desired.len(),
+                first: Box::new(errors.remove(0)),
+            }),
+        }
+    }
+
+    /// Like [`Applier::apply_many`], with each app's report and error (in input order).
+    /// A failed app does not stop the others; its report says what it wrote before failing.
+    pub async fn apply_each(&self, desired: &[Rendered]) -> Vec<(ApplyReport, Option<ApplyError>)> {
+        let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
+            desired.iter().map(plan::prepare).collect();
+        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
+        for p in prepared.iter().flatten().flatten() {
+            kinds
+                .entry((p.resource.api_version.clone(), p.resource.kind.clone()))
+                .or_insert_with(|| p.resource.clone());
+        }
+        let kinds: Vec<ApiResource> = kinds.into_values().collect();
+        let c = self.config.concurrency;
+        let live = match live::read_cluster(&self.client, &kinds, c).await {
+            Ok(l) => l,
+            Err(e) => return fail_all(desired.len(), &e),
+        };
+        // Secret data is needed only for Secrets whose hash already matches.
+        let need_secrets = !self.config.force
+            && prepared.iter().flatten().flatten().any(|p| {
+                p.secret_data.is_some()
+                    && live
+                        .get(&p.reference)
+                        .is_some_and(|l| l.hash.as_deref() == Some(p.hash.as_str()))
+            });
+        let secrets = if need_secrets {
+            match SecretSource::load(&self.client).await {
+                Ok(s) => s,
+                Err(e) => return fail_all(desired.len(), &e),
+            }
+        } else {
+            SecretSource::Fetch
+        };
+        // Writes of all apps share one bound; more apps than permits are in flight so
+        // that an app waiting between its phases leaves no permit idle.
+        let permits = Semaphore::new(c);
+        let apps: Vec<_> = desired
+            .iter()
+            .zip(prepared)
+            .map(|(rendered, objects)| {
+                let (live, secrets, permits) = (&live, &secrets, &permits);
+                async move {
+                    let mut report = ApplyReport::default();
+                    let result = match objects {
+                        Ok(objects) => {
+                            self.write_app(
+                                rendered,
+                                &objects,
+                                live,
+                                secrets,
+                                permits,
+                                None,
+                                &mut report,
+                            )
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (report, result.err())
+                }
+            })
+            .collect();
+        stream::iter(apps)
+            .buffered(c.saturating_mul(4))
+            .collect()
+            .await
+    }
+
+    /// [`Applier::apply`] that records into `report` as it goes (a failed apply still
+    /// says what it wrote, which revert needs) and reports each phase to `progress`.
+    pub(crate) async fn apply_into(
+        &self,
+        desired: &Rendered,
+        progress: Option<&Sender>,
+        report: &mut ApplyReport,
+    ) -> Result<(), ApplyError> {
+        let objects = plan::prepare(desired)?;
+        let c = self.config.concurrency;
+        // Read even under `force`: ownership is checked whatever the hashes say.
+        let live = live::read_app(&self.client, &desired.namespace, &objects, c).await?;
+        let permits = Semaphore::new(c);
+        self.write_app(
+            desired,
+            &objects,
+            &live,
+            &SecretSource::Fetch,
+            &permits,
+            progress,
+            report,
+        )
+        .await
+    }
+
+    /// Decides every object first (a refusal stops the app before any write), then writes
+    /// phase by phase.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_app(
+        &self,
+        desired: &Rendered,
+        objects: &[Prepared],
+        live: &LiveIndex,
+        secrets: &SecretSource,
+        permits: &Semaphore,
+        progress: Option<&Sender>,
+        report: &mut ApplyReport,
+    ) -> Result<(), ApplyError> {
+        let actions = plan::decide_all(objects, live, self.config.force)?;
+        let work: Vec<(&Prepared, Action)> = objects.iter().zip(actions).collect();
+        for phase in work.chunk_by(|a, b| a.0.phase == b.0.phase) {
+            let Some(current) = phase.first().map(|(p, _)| p.phase) else {
+                continue;
+            };
+            // Futures first, then the stream: see live::read_app on `Send`.
+            let writes: Vec<_> =
+                phase
+                    .iter()
+                    .map(|(p, action)| async move {
+                        (*p, self.execute(p, *action, secrets, permits).await)
+                    })
+                    .collect();
+            let outcomes: Vec<(&Prepared, Result<Outcome, ApplyError>)> = stream::iter(writes)
+                .buffered(self.config.concurrency)
+                .collect()
+                .await;
+            let (mut written, mut unchanged, mut first_error) = (0, 0, None);
+            for (p, outcome) in outcomes {
+                match outcome {
+                    Ok(Outcome::Written { created }) => {
+                        written += 1;
+                        report.written.push(p.reference.clone());
+                        if created {
+                            report.created.push(p.reference.clone());
+                        }
+                    }
+                    Ok(Outcome::Unchanged) => unchanged += 1,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            report.unchanged += unchanged;
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            emit(
+                progress,
+                Progress::PhaseApplied {
+                    namespace: desired.namespace.clone(),
+                    phase: current,
+                    written,
+                    unchanged,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        p: &Prepared,
+        action: Action,
+        secrets: &SecretSource,
+        permits: &Semaphore,
+    ) -> Result<Outcome, ApplyError> {
+        if action == Action::Skip {
+            return Ok(Outcome::Unchanged);
+        }
+        // The semaphore is never closed; without a permit the bound of `buffered` holds.
+        let _permit = permits.acquire().await.ok();
+        if action == Action::CompareSecretData && secrets.matches(&self.client, p).await? {
+            return Ok(Outcome::Unchanged);
+        }
+        self.write(p).await?;
+        Ok(Outcome::Written {
+            created: action == Action::Create,
+        })
+    }
+}
+
+fn fail_all(n: usize, e: &ApplyError) -> Vec<(ApplyReport, Option<ApplyError>)> {
+    (0..n)
+        .map(|_| (ApplyReport::default(), Some(e.clone())))
+        .collect()
+}
+
+pub(crate) fn emit(progress: Option<&Sender>, event: Progress) {
+    if let Some(tx) = progress {
+        // A dropped receiver means nobody is listening any more; the deploy goes on.
+        let _ = tx.send(event);
+    }
+}

@@ -1,0 +1,91 @@
+//! Kubernetes clients for the clusters in the database, built from their sealed
+//! kubeconfigs and kept per cluster id. A client whose cluster stopped answering is
+//! dropped ([`ClusterClients::forget`]) so the next use reads the credentials again:
+//! after a rebuild the resurrector writes a new kubeconfig there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use sqlx::PgPool;
+
+use loco_crypto::Kek;
+use loco_db::{DbError, clusters};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The stored credentials are not a usable kubeconfig (never prints them).
+    #[error("the stored credentials of cluster {cluster_id} are not a usable kubeconfig: {cause}")]
+    BadCredentials { cluster_id: i64, cause: String },
+}
+
+impl ClusterError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClusterError::Db(e) => e.reason(),
+            ClusterError::BadCredentials { .. } => "cluster_credentials_invalid",
+        }
+    }
+}
+
+/// Clients per cluster id. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ClusterClients {
+    cache: Arc<Mutex<HashMap<i64, kube::Client>>>,
+}
+
+impl std::fmt::Debug for ClusterClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterClients")
+    }
+}
+
+impl ClusterClients {
+    /// The client of `cluster_id`, from the cache or from its sealed kubeconfig.
+    pub async fn get(
+        &self,
+        db: &PgPool,
+        kek: &Kek,
+        cluster_id: i64,
+    ) -> Result<kube::Client, ClusterError> {
+        if let Some(c) = self.lock().get(&cluster_id) {
+            return Ok(c.clone());
+        }
+        let creds = clusters::credentials(db, kek, cluster_id).await?;
+        let bad = |cause: String| ClusterError::BadCredentials { cluster_id, cause };
+        let kubeconfig = Kubeconfig::from_yaml(creds.expose()).map_err(|e| {
+            bad(format!(
+                "not kubeconfig YAML ({})",
+                first_line(&e.to_string())
+            ))
+        })?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| bad(first_line(&e.to_string())))?;
+        let client = kube::Client::try_from(config).map_err(|e| bad(first_line(&e.to_string())))?;
+        self.lock().insert(cluster_id, client.clone());
+        Ok(client)
+    }
+
+    /// Drops the cached client, e.g. after the cluster stopped answering.
+    pub fn forget(&self, cluster_id: i64) {
+        self.lock().remove(&cluster_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, kube::Client>> {
+        // A panic while holding this lock cannot leave the map half-written.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}

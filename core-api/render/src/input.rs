@@ -1,0 +1,145 @@
+//! What render reads: plain data the I/O layer fills from database rows (or the CLI from a
+//! loco.toml). No database, cluster or HTTP types here.
+
+use std::fmt;
+
+use loco_spec::{EnvValues, ResolvedSpec};
+
+/// One app's current revision and everything around it that its objects depend on.
+///
+/// Ids are the database's bigint ids. `Debug` never shows a secret: [`EnvValues`] prints
+/// names only, and [`PullCredential`] and [`ChecksumKey`] print nothing of their content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderInput {
+    pub org_id: i64,
+    pub workspace_id: i64,
+    pub app_id: i64,
+    /// The deployment applying this render (the Deployment's annotation); 0 for an export
+    /// outside any deployment.
+    pub deployment_id: i64,
+    /// The deployment that introduced this pod template, injected as LOCO_DEPLOYMENT_ID:
+    /// `deployment_id` itself, unless this deployment only changes the replica count or
+    /// the sleep state of the one before it (`deployments.template_deployment_id`). Only
+    /// ids in the pod template make the Deployment controller replace pods, so a scale,
+    /// sleep or wake that carried `deployment_id` there would roll every pod.
+    pub template_deployment_id: i64,
+    /// The revision rendered; 0 for an export outside any deployment.
+    pub revision_id: i64,
+    /// The revision's resolved spec (`app_revisions.spec`).
+    pub spec: ResolvedSpec,
+    /// The image to run, pinned by digest (`repository[:tag]@sha256:...`). A tag before the
+    /// digest only names the version (LOCO_APP_VERSION); the digest decides what runs.
+    pub image: String,
+    /// `app_revisions.replicas`; `None` means the spec's minimum. Ignored while asleep
+    /// (always 0) and under autoscaling (the HPA owns the count).
+    pub replicas: Option<u32>,
+    /// `app_revisions.asleep`.
+    pub asleep: bool,
+    /// The revision's decrypted env values (inline and file variables alike).
+    pub env: EnvValues,
+    /// Per-app secret bytes mixed into the env Secret's name hash, so the name (visible to
+    /// whoever can read the Deployment) reveals nothing about low-entropy values. Derive it
+    /// from the app's data key; an export may leave it empty.
+    pub checksum_key: ChecksumKey,
+    /// The cluster's read-only registry credential, rendered as the imagePullSecret.
+    pub pull_secret: Option<PullCredential>,
+    /// Every app of the same workspace (this one may be included; it is skipped), for the
+    /// LOCO_<APP>_URL variables.
+    pub workspace_apps: Vec<SiblingApp>,
+    pub settings: RenderSettings,
+}
+
+/// Another app of the workspace, as the in-cluster URL `http://{service}.{namespace}.svc:{port}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SiblingApp {
+    /// The app's name (DNS label); the variable is LOCO_<NAME>_URL, upper-cased, '-' -> '_'.
+    pub name: String,
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+}
+
+impl SiblingApp {
+    /// A sibling as loco itself renders it: its namespace from the ids and loco's Service.
+    pub fn rendered_by_loco(workspace_id: i64, app_id: i64, name: &str, port: u16) -> Self {
+        Self {
+            name: name.to_owned(),
+            namespace: super::namespace_name(workspace_id, app_id),
+            service: super::SERVICE_NAME.to_owned(),
+            port,
+        }
+    }
+}
+
+/// A registry login for pulling images (read-only). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PullCredential {
+    /// Registry host (and port), as in the image reference, e.g. `registry.deploy-app.com`.
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for PullCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullCredential")
+            .field("registry", &self.registry)
+            .field("username", &"<redacted>")
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Secret key material for the env Secret's name hash. Never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ChecksumKey(pub Vec<u8>);
+
+impl fmt::Debug for ChecksumKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChecksumKey(<redacted>)")
+    }
+}
+
+/// The platform around the app: where the gateway and the reviver live, and what the
+/// cluster has installed. One per installation (chart values / loco-api config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderSettings {
+    /// Namespace of the Gateway and the reviver.
+    pub gateway_namespace: String,
+    /// Name of the Gateway every route attaches to.
+    pub gateway_name: String,
+    /// The reviver's Service in `gateway_namespace`: sleeping apps' routes point there.
+    pub reviver_service: String,
+    pub reviver_port: u16,
+    /// Injected as LOCO_METRICS_ENDPOINT.
+    pub metrics_endpoint: String,
+    /// Injected as LOCO_TRACING_ENDPOINT.
+    pub tracing_endpoint: String,
+    /// Injected as LOCO_VERSION.
+    pub loco_version: String,
+    /// Envoy Gateway's BackendTrafficPolicy CRD is installed: the route's IdleTimeout is
+    /// rendered as one. Without it the timeout is the gateway's default.
+    pub backend_traffic_policy: bool,
+    /// More namespaces allowed to reach app pods (e.g. the Prometheus that scrapes them),
+    /// beyond the same workspace and the gateway's namespace.
+    pub extra_ingress_namespaces: Vec<String>,
+    /// Mount the root filesystem read-only (with a writable emptyDir at /tmp).
+    pub read_only_root_filesystem: bool,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        Self {
+            gateway_namespace: "loco-system".to_owned(),
+            gateway_name: "loco".to_owned(),
+            reviver_service: "loco-reviver".to_owned(),
+            reviver_port: 80,
+            metrics_endpoint: String::new(),
+            tracing_endpoint: String::new(),
+            loco_version: env!("CARGO_PKG_VERSION").to_owned(),
+            backend_traffic_policy: false,
+            extra_ingress_namespaces: Vec::new(),
+            read_only_root_filesystem: true,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `loco-api serve` flags for the deploy engine (each also an environment variable).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use clap::Args;
+
+use loco_deploy::{DeployConfig, RegistryConfig};
+use loco_apply::ApplyConfig;
+use loco_crypto::Secret;
+use crate::render::RenderSettingsArgs;
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Deployments applied at once per cluster; the rest wait in the queue.
+    #[arg(long, env = "LOCO_MAX_CONCURRENT_APP_DEPLOYMENTS", default_value_t = 3)]
+    pub max_concurrent_app_deployments: u32,
+    /// Deployments this process runs at once; 0 runs none (an API replica that only queues).
+    #[arg(long, env = "LOCO_DEPLOY_WORKERS", default_value_t = 8)]
+    pub deploy_workers: usize,
+    /// How long a rollout may take before the deployment fails and is reverted, in seconds.
+    #[arg(long, env = "LOCO_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
+    pub rollout_deadline_seconds: u64,
+    /// The registry of image references that name none.
+    #[arg(
+        long,
+        env = "LOCO_DEFAULT_REGISTRY",
+        default_value = "registry.deploy-app.com"
+    )]
+    pub default_registry: String,
+    /// Registries spoken to over plain HTTP (comma-separated host:port), e.g. a local test registry.
+    #[arg(long, env = "LOCO_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// The largest image a deploy accepts, in MiB (compressed config + layers).
+    #[arg(long, env = "LOCO_MAX_IMAGE_MIB", default_value_t = 10 * 1024)]
+    pub max_image_mib: u64,
+    /// User of the read-only registry login loco reads manifests with.
+    #[arg(long, env = "LOCO_REGISTRY_USERNAME")]
+    pub registry_username: Option<String>,
+    /// Its password (set it through the environment, not the command line).
+    #[arg(long, env = "LOCO_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub registry_password: Option<String>,
+    // The installation's render settings and platform limits, shared with `loco-api render`.
+    #[command(flatten)]
+    pub render: RenderSettingsArgs,
+    /// Before a deploy, also require loco's own Deployments in the gateway namespace
+    /// (label app.kubernetes.io/part-of=loco) to be Ready.
+    #[arg(long, env = "LOCO_PREFLIGHT_CHECK_COMPONENTS")]
+    pub preflight_check_components: bool,
+}
+
+impl DeployArgs {
+    /// The engine's configuration, and where preflight looks for loco's components.
+    pub fn config(&self) -> (DeployConfig, Option<loco_preflight::ComponentSelector>) {
+        let login = match (&self.registry_username, &self.registry_password) {
+            (Some(u), Some(p)) => Some((u.clone(), Secret::new(p.clone()))),
+            _ => None,
+        };
+        let config = DeployConfig {
+            render: self.render.settings(),
+            apply: ApplyConfig {
+                rollout_deadline: Duration::from_secs(self.rollout_deadline_seconds.max(1)),
+                ..ApplyConfig::default()
+            },
+            registry: RegistryConfig {
+                default_registry: self.default_registry.clone(),
+                insecure: self
+                    .insecure_registries
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<BTreeSet<_>>(),
+                max_image_bytes: self.max_image_mib.saturating_mul(1024 * 1024),
+                login,
+                ..RegistryConfig::default()
+            },
+            spec: self.render.platform.options(None),
+            max_concurrent_app_deployments: i64::from(self.max_concurrent_app_deployments.max(1)),
+            workers: self.deploy_workers,
+            ..DeployConfig::default()
+        };
+        let components =
+            self.preflight_check_components
+                .then(|| loco_preflight::ComponentSelector {
+                    namespace: self.render.gateway_namespace.clone(),
+                    ..Default::default()
+                });
+        (config, components)
+    }
+}

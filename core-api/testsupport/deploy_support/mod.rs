@@ -1,0 +1,161 @@
+//! The deploy tests' world: the test bed's registry (images pushed over the distribution
+//! API), its cluster registered as a cluster row with loco-api's own least-privilege
+//! identity, and an API context whose deploy workers run in the background.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use loco_http::{ApiConfig, Ctx};
+use loco_crypto::{Kek, Secret};
+use loco_db::clusters;
+use loco_deploy::DeployConfig;
+use loco_telemetry::Metrics;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// `LOCO_REGISTRY_URL` of the stack (http://host:port); the tests need the stack.
+pub fn registry_url() -> String {
+    std::env::var("LOCO_REGISTRY_URL")
+        .expect("LOCO_REGISTRY_URL is unset: run `eval \"$(tests/minikube/stack env)\"` (tests/minikube/stack up first)")
+}
+
+/// host:port of the stack's registry, as image references name it.
+pub fn registry_host() -> String {
+    registry_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A short random suffix for names that must not collide between runs.
+pub fn unique() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    hex::encode(b)
+}
+
+/// Pushes a small image (config + one layer of `layer_bytes` bytes + manifest) as
+/// `repo:tag` and returns its manifest digest.
+pub async fn push_image(repo: &str, tag: &str, layer_bytes: usize) -> String {
+    let registry = registry_url();
+    let http = reqwest::Client::new();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"config":{{"Labels":{{"t":"{tag}"}}}}}}"#
+    )
+    .into_bytes();
+    let mut layer = vec![0u8; layer_bytes];
+    layer[..tag.len().min(layer_bytes)]
+        .copy_from_slice(&tag.as_bytes()[..tag.len().min(layer_bytes)]);
+    for blob in [config.clone(), layer.clone()] {
+        let start = http
+            .post(format!("{registry}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 202, "starting an upload");
+        let location = start.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{registry}{location}")
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = http
+            .put(format!("{location}{sep}digest={}", sha256(&blob)))
+            .header("content-type", "application/octet-stream")
+            .body(blob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "finishing an upload");
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256(&layer), "size": layer.len()}]
+    }))
+    .unwrap();
+    let put = http
+        .put(format!("{registry}/v2/{repo}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    sha256(&manifest)
+}
+
+/// The deploy settings of the test bed: its registry over HTTP, short deadlines.
+pub fn deploy_config() -> DeployConfig {
+    let mut c = DeployConfig::default();
+    c.registry.insecure.insert(registry_host());
+    c.registry.default_registry = registry_host();
+    c.apply.rollout_deadline = Duration::from_secs(20);
+    c.poll = Duration::from_millis(200);
+    c.lease = Duration::from_secs(30);
+    c
+}
+
+/// An API context on `pool` whose deployer uses `config`.
+pub fn ctx_with(pool: &PgPool, kek: Kek, config: DeployConfig) -> Ctx {
+    Ctx::new(
+        pool.clone(),
+        kek,
+        Metrics::new("loco-api-deploy-test"),
+        ApiConfig {
+            deploy: config,
+            ..ApiConfig::default()
+        },
+    )
+}
+
+/// Points cluster `cluster_id` at the test bed's API server with `kubeconfig`.
+pub async fn use_test_cluster(pool: &PgPool, kek: &Kek, cluster_id: i64, kubeconfig: &str) {
+    clusters::set_credentials(pool, kek, cluster_id, &Secret::new(kubeconfig))
+        .await
+        .unwrap();
+}
+
+/// Polls `f` every 200 ms until it returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Moves the id sequences of workspaces and apps of this test's database to a random
+/// base: every `#[sqlx::test]` database starts at id 1, and namespaces are named after
+/// ids, so tests running side by side on the one cluster would otherwise share them.
+pub async fn distinct_ids(pool: &PgPool) {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    let base = i64::from(u32::from_le_bytes(b) % 1_000_000) * 1000 + 1000;
+    for table in ["workspaces", "apps"] {
+        sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
+            .bind(table)
+            .bind(base)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
