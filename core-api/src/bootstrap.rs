@@ -4,13 +4,13 @@
 use clap::ValueEnum;
 use sqlx::PgPool;
 
+use crate::flags::DbArgs;
+use crate::output::Output;
 use crate::tokens::{MintError, MintedToken, TokenOptions, mint_token};
-use loco_http::validate::is_dns_label;
-use crate::cli::DbArgs;
-use crate::keys::Output;
 use loco_db::events::{self, Actor, NewEvent};
 use loco_db::orgs::{self, Provider, Role};
 use loco_db::{DbError, tokens};
+use loco_http::validate::is_dns_label;
 
 /// Who the audit trail names for what bootstrap writes.
 const ACTOR: Actor = Actor::System("loco-api-bootstrap");

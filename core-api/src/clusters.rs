@@ -11,12 +11,12 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use sqlx::PgPool;
 
-use loco_http::validate::is_dns_label;
-use crate::cli::DbArgs;
-use crate::keys::Output;
+use crate::flags::DbArgs;
+use crate::output::Output;
 use loco_crypto::{Kek, Secret};
+use loco_db::DbError;
 use loco_db::clusters::{self, Cluster, PullCredential};
-use loco_db::{DbError};
+use loco_http::validate::is_dns_label;
 
 #[derive(Debug, Subcommand)]
 pub enum ClustersCommand {

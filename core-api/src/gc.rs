@@ -6,16 +6,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::DbArgs;
-use loco_db::{gc};
+use crate::flags::DbArgs;
+use loco_db::gc;
 
-/// How the counts are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    #[default]
-    Text,
-    Json,
-}
+pub use crate::output::Output;
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {

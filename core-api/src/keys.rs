@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 
+use crate::flags::DbArgs;
 use loco_crypto::Kek;
-use crate::cli::DbArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -41,11 +41,7 @@ pub struct StatusArgs {
     pub output: Output,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
+pub use crate::output::Output;
 
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {

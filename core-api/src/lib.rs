@@ -3,12 +3,16 @@
 //! in the library crates (loco-spec, loco-render, loco-crypto, loco-db, loco-apply,
 //! loco-deploy, loco-http, loco-telemetry). clap lives here, never in those crates.
 
-pub mod bootstrap;
 pub mod cli;
+pub mod flags;
+pub mod output;
+
+pub mod bootstrap;
 pub mod clusters;
-pub mod deploy_args;
 pub mod gc;
 pub mod keys;
+pub mod migrate;
 pub mod render;
+pub mod serve;
 pub mod spec;
 pub mod tokens;

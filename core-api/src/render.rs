@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use loco_render::{RenderInput, RenderSettings, Secrets};
 use crate::spec::PlatformArgs;
+use loco_render::{RenderInput, RenderSettings, Secrets};
 use loco_spec::{BuildSource, EnvValues};
 
 pub const EXIT_OK: i32 = 0;

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use loco_spec::{DEFAULT_BASE_DOMAIN, DEFAULT_MAX_REPLICAS, DEFAULT_REGION, Options, SpecErrors};
@@ -28,11 +28,7 @@ pub enum SpecCommand {
     Validate(ValidateArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
+pub use crate::output::Output;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -138,7 +134,11 @@ fn write_errors(w: &mut dyn Write, errors: &SpecErrors) -> std::io::Result<()> {
     writeln!(w, "{errors}")
 }
 
-fn write_summary(w: &mut dyn Write, file: &str, s: &loco_spec::ResolvedSpec) -> std::io::Result<()> {
+fn write_summary(
+    w: &mut dyn Write,
+    file: &str,
+    s: &loco_spec::ResolvedSpec,
+) -> std::io::Result<()> {
     writeln!(w, "{file} is valid (spec_version {}).", s.spec_version)?;
     writeln!(w, "  app:        {} ({:?})", s.app.name, s.app.kind)?;
     if let Some(p) = &s.profile {

@@ -4,10 +4,10 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use crate::cli::DbArgs;
+use crate::flags::DbArgs;
 use loco_db::events::Actor;
+use loco_db::orgs;
 use loco_db::tokens::{self, NewToken, Scope};
-use loco_db::{orgs};
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {

@@ -51,9 +51,7 @@ async fn orgs_workspaces_apps_env_and_events_round_trip(pool: PgPool) {
         r.text
     );
     let org2 = r.json["id"].as_i64().unwrap();
-    let owner = loco_db::orgs::role_of(&pool, org2, t.user)
-        .await
-        .unwrap();
+    let owner = loco_db::orgs::role_of(&pool, org2, t.user).await.unwrap();
     assert_eq!(owner, Some(Role::Owner));
 
     // Workspaces.

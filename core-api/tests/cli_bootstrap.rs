@@ -10,8 +10,8 @@ mod db_support;
 use api_support::{get, router};
 use axum::http::StatusCode;
 use db_support::database_url;
-use loco_api::tokens::TokenOptions;
 use loco_api::bootstrap::{Bootstrap, bootstrap};
+use loco_api::tokens::TokenOptions;
 use loco_db::orgs::{self, Provider, Role};
 use sqlx::PgPool;
 

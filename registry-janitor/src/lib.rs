@@ -2,8 +2,8 @@
 //! that a deployment (active, asleep, rollback target or pending) may still use.
 
 use clap::Parser;
-use loco_telemetry::NotBuiltYet;
 use loco_telemetry::LogArgs;
+use loco_telemetry::NotBuiltYet;
 
 /// loco-registry-janitor deletes images from loco's registry that no deployment can use
 /// any more, oldest first by loco's own push records.

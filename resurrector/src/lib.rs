@@ -2,8 +2,8 @@
 //! database (render + apply). Runs outside the cluster it protects.
 
 use clap::{Parser, Subcommand};
-use loco_telemetry::NotBuiltYet;
 use loco_telemetry::LogArgs;
+use loco_telemetry::NotBuiltYet;
 
 /// loco-resurrect checks a cluster that loco manages and rebuilds what is missing from
 /// the loco database. In watch mode its only automatic action is to re-apply; recreating

@@ -2,8 +2,8 @@
 //! apply); `serve` is the reviver behind sleeping routes and `/revive-app`.
 
 use clap::{Parser, Subcommand};
-use loco_telemetry::NotBuiltYet;
 use loco_telemetry::LogArgs;
+use loco_telemetry::NotBuiltYet;
 
 /// loco-sleeper puts workspaces whose routes saw no traffic for their idle window to
 /// sleep, and wakes them when someone opens one of their URLs.

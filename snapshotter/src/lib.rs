@@ -2,8 +2,8 @@
 //! loco did not render, the database dump) to S3, and restores it.
 
 use clap::{Parser, Subcommand};
-use loco_telemetry::NotBuiltYet;
 use loco_telemetry::LogArgs;
+use loco_telemetry::NotBuiltYet;
 
 /// loco-snapshot saves the parts of a cluster that the loco database cannot rebuild to
 /// S3, and restores them after a rebuild.

@@ -170,11 +170,11 @@ pub async fn list(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<AppList>, ApiError> {
     let page = q.page()?;
-    let rows = apps::list(&ctx.db, a.org_id, p.workspace_id.0, page).await?;
+    let rows = apps::list(ctx.db(), a.org_id, p.workspace_id.0, page).await?;
     if rows.is_empty() {
         // Only an empty page needs to tell "no apps" from "no such workspace" (404);
         // a page with rows proves the workspace is the org's (the query filters by both).
-        workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
+        workspaces::get(ctx.db(), a.org_id, p.workspace_id.0).await?;
     }
     let next_after = next_after(rows.len(), page, rows.last().map(|a| a.id));
     Ok(axum::Json(AppList {
@@ -197,7 +197,7 @@ pub async fn create(
     Path(p): Path<WorkspacePath>,
     Json(body): Json<NewApp>,
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
-    workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
+    workspaces::get(ctx.db(), a.org_id, p.workspace_id.0).await?;
     a.require(Scope::Write)?;
     validate::dns_label("name", &body.name)?;
     validate::hostname("host", &body.host)?;
@@ -227,10 +227,10 @@ pub async fn create(
     };
     // Last, so a refused or invalid request does not use up the org's allowance.
     ctx.rate_limits
-        .check(&ctx.db, a.org_id, super::ratelimit::RateAction::CreateApp)
+        .check(ctx.db(), a.org_id, super::ratelimit::RateAction::CreateApp)
         .await?;
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
-    let id = apps::create(&mut tx, &ctx.kek, &new, &a.actor()).await?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
+    let id = apps::create(&mut tx, ctx.kek(), &new, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
 }
@@ -244,8 +244,8 @@ pub async fn get(
     a: OrgAccess,
     Path(p): Path<AppPath>,
 ) -> Result<axum::Json<App>, ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
-    let current = revisions::current(&ctx.db, app.id).await?;
+    let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
+    let current = revisions::current(ctx.db(), app.id).await?;
     let mut out = App::from(app);
     out.current_revision_id = current.map(|r| r.id);
     Ok(axum::Json(out))
@@ -263,11 +263,11 @@ pub async fn delete(
     a: OrgAccess,
     Path(p): Path<AppPath>,
 ) -> Result<StatusCode, ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
+    let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
     a.require(Scope::Write)?;
     // The cluster first: rows deleted before the namespace would orphan it.
     ctx.deployer.remove_app(&app).await?;
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     apps::delete(&mut tx, a.org_id, p.app_id.0, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok(StatusCode::NO_CONTENT)
@@ -303,14 +303,14 @@ pub async fn get_env(
     a: OrgAccess,
     Path(p): Path<AppPath>,
 ) -> Result<axum::Json<EnvNames>, ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
-    let Some(current) = revisions::current(&ctx.db, app.id).await? else {
+    let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
+    let Some(current) = revisions::current(ctx.db(), app.id).await? else {
         return Ok(axum::Json(EnvNames {
             revision_id: None,
             names: vec![],
         }));
     };
-    let names = revisions::env_names(&ctx.db, current.id).await?;
+    let names = revisions::env_names(ctx.db(), current.id).await?;
     Ok(axum::Json(EnvNames {
         revision_id: Some(current.id),
         names,
@@ -333,7 +333,7 @@ pub async fn put_env(
     Path(p): Path<AppPath>,
     Json(body): Json<EnvValues>,
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
+    let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
     a.require(Scope::Write)?;
     if body.0.len() > validate::MAX_ENV_VARS {
         return Err(ApiError::invalid(
@@ -353,7 +353,7 @@ pub async fn put_env(
         .collect();
 
     ctx.rate_limits
-        .check(&ctx.db, a.org_id, super::ratelimit::RateAction::Deploy)
+        .check(ctx.db(), a.org_id, super::ratelimit::RateAction::Deploy)
         .await?;
     let outcome = ctx
         .deployer

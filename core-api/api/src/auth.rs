@@ -103,7 +103,7 @@ impl Principal {
                 "the bearer credential is not a loco API token",
             ));
         }
-        let Some(t) = tokens::authenticate(&ctx.db, &tokens::hash(presented)).await? else {
+        let Some(t) = tokens::authenticate(ctx.db(), &tokens::hash(presented)).await? else {
             return Err(unauthenticated(
                 "token_invalid",
                 "the API token is not known; it may have been mistyped or deleted",
@@ -256,7 +256,9 @@ impl FromRequestParts<Ctx> for OrgAccess {
                 role,
                 ..
             } => role.filter(|_| token_org == org_id),
-            Credential::Session { .. } => orgs::role_of(&ctx.db, org_id, principal.user_id).await?,
+            Credential::Session { .. } => {
+                orgs::role_of(ctx.db(), org_id, principal.user_id).await?
+            }
         }
         .ok_or(ApiError::NotFound("org"))?;
         // Every later log line of the request names the org.

@@ -223,7 +223,7 @@ pub struct RevisionList {
 async fn may_deploy(ctx: &Ctx, a: &OrgAccess) -> Result<(), ApiError> {
     a.require(Scope::Write)?;
     ctx.rate_limits
-        .check(&ctx.db, a.org_id, RateAction::Deploy)
+        .check(ctx.db(), a.org_id, RateAction::Deploy)
         .await?;
     super::login::check_deploy_gate(ctx, a.org_id, a.principal.user_id).await
 }
@@ -236,7 +236,7 @@ async fn queue_change(
     app_id: i64,
     change: impl FnOnce() -> Result<Change, ApiError>,
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, app_id).await?;
+    let app = apps::get(ctx.db(), a.org_id, app_id).await?;
     may_deploy(ctx, a).await?;
     let change = change()?;
     Ok(answer(
@@ -285,7 +285,7 @@ pub async fn create(
     Path(p): Path<AppPath>,
     Json(body): Json<NewDeployment>,
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
-    let app = apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
+    let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
     may_deploy(&ctx, &a).await?;
     check_len(
         "image",
@@ -321,8 +321,8 @@ pub async fn list(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<DeploymentList>, ApiError> {
     let page = q.page()?;
-    apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
-    let rows = deployments::list(&ctx.db, a.org_id, p.app_id.0, page).await?;
+    apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
+    let rows = deployments::list(ctx.db(), a.org_id, p.app_id.0, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|d| d.id));
     Ok(axum::Json(DeploymentList {
         deployments: rows.into_iter().map(Deployment::from).collect(),
@@ -340,8 +340,8 @@ pub async fn get(
     a: OrgAccess,
     Path(p): Path<DeploymentPath>,
 ) -> Result<axum::Json<DeploymentDetail>, ApiError> {
-    let d = deployments::get(&ctx.db, a.org_id, p.deployment_id.0).await?;
-    let events = events::of_deployment(&ctx.db, a.org_id, d.id, 0, 500).await?;
+    let d = deployments::get(ctx.db(), a.org_id, p.deployment_id.0).await?;
+    let events = events::of_deployment(ctx.db(), a.org_id, d.id, 0, 500).await?;
     Ok(axum::Json(DeploymentDetail {
         inventory: d.inventory.clone(),
         deployment: Deployment::from(d),
@@ -365,9 +365,9 @@ pub async fn stream(
     a: OrgAccess,
     Path(p): Path<DeploymentPath>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let d = deployments::get(&ctx.db, a.org_id, p.deployment_id.0).await?;
+    let d = deployments::get(ctx.db(), a.org_id, p.deployment_id.0).await?;
     let (org_id, id) = (a.org_id, d.id);
-    let db = ctx.db.clone();
+    let db = ctx.db().clone();
     let s = async_stream(db, org_id, id);
     Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
@@ -549,8 +549,8 @@ pub async fn revisions(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<RevisionList>, ApiError> {
     let page = q.page()?;
-    apps::get(&ctx.db, a.org_id, p.app_id.0).await?;
-    let rows = revisions::list(&ctx.db, a.org_id, p.app_id.0, page).await?;
+    apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
+    let rows = revisions::list(ctx.db(), a.org_id, p.app_id.0, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|r| r.id));
     Ok(axum::Json(RevisionList {
         revisions: rows

@@ -67,7 +67,7 @@ pub async fn list(
         app_id: q.app_id.map(|i| i.0),
         deployment_id: None,
     };
-    let rows = events::list(&ctx.db, a.org_id, filter, page).await?;
+    let rows = events::list(ctx.db(), a.org_id, filter, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|e| e.id));
     Ok(axum::Json(EventList {
         events: rows

@@ -62,11 +62,6 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Per-org limits of deploys and app creation.
     pub rate_limits: ratelimit::RateLimitConfig,
-    /// How deployments are validated, resolved, queued and applied.
-    pub deploy: loco_deploy::DeployConfig,
-    /// Where loco's own Deployments live, checked Ready by the preflight gate before a
-    /// deploy; `None` skips that check (a cluster without loco's chart).
-    pub preflight_components: Option<loco_preflight::ComponentSelector>,
 }
 
 impl Default for ApiConfig {
@@ -74,8 +69,6 @@ impl Default for ApiConfig {
         ApiConfig {
             body_limit: 1024 * 1024,
             rate_limits: ratelimit::RateLimitConfig::default(),
-            deploy: loco_deploy::DeployConfig::default(),
-            preflight_components: None,
         }
     }
 }
@@ -115,38 +108,26 @@ impl ApiMetrics {
 /// Everything a handler needs, built once per process.
 #[derive(Clone, Debug)]
 pub struct Ctx {
-    pub db: PgPool,
-    pub kek: Arc<Kek>,
     pub metrics: ApiMetrics,
     pub config: Arc<ApiConfig>,
     /// GitHub / Google logins, sessions and the deploy gate; none configured after
     /// [`Ctx::new`], set with [`Ctx::with_login`].
     pub login: Arc<login::Login>,
-    /// Per-org limits: `ctx.rate_limits.check(&ctx.db, org_id, RateAction::Deploy).await?`.
+    /// Per-org limits: `ctx.rate_limits.check(ctx.db(), org_id, RateAction::Deploy).await?`.
     pub rate_limits: Arc<ratelimit::RateLimits>,
     /// The latency ring and the cached page of `GET /status`.
     pub status: Arc<status::StatusState>,
-    /// Queues deployments (deploy, env, scale, rollback, sleep, wake) and deletes apps'
-    /// cluster objects; `serve` also runs its workers.
+    /// The deploy engine: the database pool, the KEK and the cluster clients every
+    /// handler uses. Queues deployments (deploy, env, scale, rollback, sleep, wake) and
+    /// deletes apps' cluster objects; `serve` also runs its workers.
     pub deployer: loco_deploy::Deployer,
 }
 
 impl Ctx {
-    /// Registers the API's metrics into `metrics` (call once per registry).
-    pub fn new(db: PgPool, kek: Kek, metrics: Metrics, config: ApiConfig) -> Self {
-        let kek = Arc::new(kek);
-        let deployer = loco_deploy::Deployer::new(
-            db.clone(),
-            kek.clone(),
-            config.deploy.clone(),
-            Arc::new(loco_deploy::CachedGates::new(
-                config.preflight_components.clone(),
-            )),
-            loco_deploy::DeployMetrics::register(&metrics),
-        );
+    /// The API around `deployer`; registers the API's metrics into `metrics` (the
+    /// registry the deployer registered into: call once per registry).
+    pub fn new(deployer: loco_deploy::Deployer, metrics: Metrics, config: ApiConfig) -> Self {
         Ctx {
-            db,
-            kek,
             deployer,
             metrics: ApiMetrics::new(metrics),
             rate_limits: Arc::new(ratelimit::RateLimits::new(config.rate_limits)),
@@ -154,6 +135,16 @@ impl Ctx {
             config: Arc::new(config),
             login: Arc::new(login::Login::disabled()),
         }
+    }
+
+    /// The loco database.
+    pub fn db(&self) -> &PgPool {
+        &self.deployer.db
+    }
+
+    /// The key-encryption key.
+    pub fn kek(&self) -> &Kek {
+        &self.deployer.kek
     }
 }
 

@@ -61,12 +61,12 @@ impl PageParams {
     responses((status = 200, body = OrgList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(ctx): State<Ctx>, p: Principal) -> Result<axum::Json<OrgList>, ApiError> {
     let reached = match p.reachable_org() {
-        Some(org_id) => vec![orgs::get_org(&ctx.db, org_id).await?],
-        None => orgs::list_orgs_of_user(&ctx.db, p.user_id, Page::first(Page::MAX_LIMIT)).await?,
+        Some(org_id) => vec![orgs::get_org(ctx.db(), org_id).await?],
+        None => orgs::list_orgs_of_user(ctx.db(), p.user_id, Page::first(Page::MAX_LIMIT)).await?,
     };
     let mut out = vec![];
     for o in reached {
-        if let Some(role) = orgs::role_of(&ctx.db, o.id, p.user_id).await? {
+        if let Some(role) = orgs::role_of(ctx.db(), o.id, p.user_id).await? {
             out.push(Org {
                 id: o.id,
                 name: o.name,
@@ -91,7 +91,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
     p.require_scope(Scope::Admin)?;
     validate::dns_label("name", &body.name)?;
-    let mut tx = ctx.db.begin().await.map_err(loco_db::DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(loco_db::DbError::from)?;
     let id = orgs::create_org(&mut tx, &body.name, p.user_id).await?;
     tx.commit().await.map_err(loco_db::DbError::from)?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
@@ -101,7 +101,7 @@ pub async fn create(
     params(("org_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = Org), (status = 404, body = ErrorBody)))]
 pub async fn get(State(ctx): State<Ctx>, a: OrgAccess) -> Result<axum::Json<Org>, ApiError> {
-    let o = orgs::get_org(&ctx.db, a.org_id).await?;
+    let o = orgs::get_org(ctx.db(), a.org_id).await?;
     Ok(axum::Json(Org {
         id: o.id,
         name: o.name,
@@ -135,7 +135,7 @@ pub async fn members(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<MemberList>, ApiError> {
     let page = q.page()?;
-    let rows = orgs::members(&ctx.db, a.org_id, page).await?;
+    let rows = orgs::members(ctx.db(), a.org_id, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|m| m.user_id));
     Ok(axum::Json(MemberList {
         members: rows
@@ -180,7 +180,7 @@ pub async fn regions(
     State(ctx): State<Ctx>,
     _p: Principal,
 ) -> Result<axum::Json<RegionList>, ApiError> {
-    let regions = clusters::list_regions(&ctx.db)
+    let regions = clusters::list_regions(ctx.db())
         .await?
         .into_iter()
         .map(|r| Region {

@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 
 use super::Ctx;
 use super::latency::LatencyRecorder;
-use loco_db::{DbError};
+use loco_db::DbError;
 
 /// How long an answer is reused.
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
@@ -183,10 +183,10 @@ async fn database_figures(
     ctx: &Ctx,
     now: DateTime<Utc>,
 ) -> Result<(DeployFigures, Vec<ClusterHealth>, Vec<Incident>), DbError> {
-    let d = loco_db::status::deploy_durations(&ctx.db, now - WINDOW).await?;
-    let clusters = loco_db::status::unhealthy_clusters(&ctx.db, LIST_LIMIT).await?;
+    let d = loco_db::status::deploy_durations(ctx.db(), now - WINDOW).await?;
+    let clusters = loco_db::status::unhealthy_clusters(ctx.db(), LIST_LIMIT).await?;
     let incidents =
-        loco_db::status::open_incidents(&ctx.db, now - INCIDENT_LOOKBACK, LIST_LIMIT).await?;
+        loco_db::status::open_incidents(ctx.db(), now - INCIDENT_LOOKBACK, LIST_LIMIT).await?;
     Ok((
         DeployFigures {
             finished: d.finished,

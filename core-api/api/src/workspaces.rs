@@ -67,7 +67,7 @@ pub async fn list(
     Query(q): Query<PageParams>,
 ) -> Result<axum::Json<WorkspaceList>, ApiError> {
     let page = q.page()?;
-    let rows = workspaces::list(&ctx.db, a.org_id, page).await?;
+    let rows = workspaces::list(ctx.db(), a.org_id, page).await?;
     let next_after = next_after(rows.len(), page, rows.last().map(|w| w.id));
     Ok(axum::Json(WorkspaceList {
         workspaces: rows.into_iter().map(Workspace::from).collect(),
@@ -89,7 +89,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
     a.require(Scope::Admin)?;
     validate::dns_label("name", &body.name)?;
-    let candidates: Vec<_> = clusters::list(&ctx.db)
+    let candidates: Vec<_> = clusters::list(ctx.db())
         .await?
         .into_iter()
         .filter(|c| c.region_id == body.region_id)
@@ -105,7 +105,7 @@ pub async fn create(
                 "pick another region from GET /v1/regions, or ask the operator to add or repair a cluster there",
             )
         })?;
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     let id = workspaces::create(&mut tx, a.org_id, cluster.id, &body.name, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
@@ -120,7 +120,7 @@ pub async fn get(
     a: OrgAccess,
     Path(p): Path<WorkspacePath>,
 ) -> Result<axum::Json<Workspace>, ApiError> {
-    let w = workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
+    let w = workspaces::get(ctx.db(), a.org_id, p.workspace_id.0).await?;
     Ok(axum::Json(w.into()))
 }
 
@@ -137,9 +137,9 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     // Looked up before the role check: another tenant's workspace is a 404 whatever
     // the caller's role, and a 403 only ever concerns the caller's own org's objects.
-    workspaces::get(&ctx.db, a.org_id, p.workspace_id.0).await?;
+    workspaces::get(ctx.db(), a.org_id, p.workspace_id.0).await?;
     a.require(Scope::Admin)?;
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     workspaces::delete(&mut tx, a.org_id, p.workspace_id.0, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok(StatusCode::NO_CONTENT)

@@ -13,7 +13,6 @@ use chrono::{TimeDelta, Utc};
 use db_support::tenant;
 use loco_http::ratelimit::{Limit, RateAction, RateLimitConfig, RateLimits};
 use loco_http::{ApiConfig, Ctx};
-use loco_telemetry::Metrics;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -23,10 +22,8 @@ fn tight(pool: &PgPool) -> Ctx {
         per_minute: 1.0,
         burst: 2.0,
     };
-    Ctx::new(
+    api_support::ctx_with(
         pool.clone(),
-        kek(),
-        Metrics::new("loco-api-test"),
         ApiConfig {
             rate_limits: RateLimitConfig {
                 deploy: limit,

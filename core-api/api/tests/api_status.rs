@@ -9,8 +9,7 @@ mod db_support;
 use api_support::*;
 use axum::http::{Method, StatusCode};
 use db_support::tenant;
-use loco_http::{ApiConfig, Ctx};
-use loco_telemetry::Metrics;
+use loco_http::ApiConfig;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -207,12 +206,7 @@ async fn status_answers_with_its_own_figures_when_the_database_is_down() {
         .acquire_timeout(std::time::Duration::from_secs(1))
         .connect_lazy("postgres://loco:loco@127.0.0.1:1/none")
         .unwrap();
-    let ctx = Ctx::new(
-        pool,
-        kek(),
-        Metrics::new("loco-api-test"),
-        ApiConfig::default(),
-    );
+    let ctx = api_support::ctx_with(pool, ApiConfig::default());
     let app = loco_http::router(ctx);
     let r = status(&app).await;
     assert_eq!(r.json["database_ok"], false, "{}", r.text);

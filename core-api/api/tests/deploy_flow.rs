@@ -633,10 +633,9 @@ async fn two_workspaces_get_their_own_network_policies(pool: PgPool) {
     let kubeconfig = apply_support::kubeconfig_yaml_for(&apply_support::loco_api_token().await);
     use_test_cluster(&pool, &kek(), t.cluster, &kubeconfig).await;
     let mut tx = pool.begin().await.unwrap();
-    let second_ws =
-        loco_db::workspaces::create(&mut tx, t.org, t.cluster, "second", &t.actor())
-            .await
-            .unwrap();
+    let second_ws = loco_db::workspaces::create(&mut tx, t.org, t.cluster, "second", &t.actor())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let ctx = ctx_with(&pool, kek(), deploy_config());
     let workers = {

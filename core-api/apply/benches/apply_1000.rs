@@ -43,9 +43,8 @@ fn spec_source(app: i64) -> String {
 fn render_apps(workspace_id: i64, n: i64) -> Vec<Rendered> {
     (1..=n)
         .map(|app_id| {
-            let v =
-                loco_spec::validate(&spec_source(app_id), "loco.toml", &Default::default())
-                    .expect("bench spec");
+            let v = loco_spec::validate(&spec_source(app_id), "loco.toml", &Default::default())
+                .expect("bench spec");
             loco_render::render(&RenderInput {
                 org_id: 1,
                 workspace_id,

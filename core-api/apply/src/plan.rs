@@ -194,7 +194,7 @@ pub(crate) fn decide_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loco_render::{RenderInput};
+    use loco_render::RenderInput;
     use std::collections::HashMap;
 
     fn rendered(env: &str) -> Rendered {

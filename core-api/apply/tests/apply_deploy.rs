@@ -78,10 +78,15 @@ async fn deploy_then_redeploy_writes_nothing_and_a_change_writes_only_what_chang
             .unwrap_or_else(|| panic!("{:?} missing", o.object.reference()));
         let labels = live.metadata.labels.clone().unwrap_or_default();
         assert_eq!(
-            labels.get(loco_render::LABEL_MANAGED_BY).map(String::as_str),
+            labels
+                .get(loco_render::LABEL_MANAGED_BY)
+                .map(String::as_str),
             Some("loco")
         );
-        assert_eq!(labels.get(loco_render::LABEL_APP), Some(&app.app_id.to_string()));
+        assert_eq!(
+            labels.get(loco_render::LABEL_APP),
+            Some(&app.app_id.to_string())
+        );
         assert_eq!(
             labels.get(loco_render::LABEL_WORKSPACE),
             Some(&app.workspace_id.to_string())

@@ -11,8 +11,6 @@
 //! Key material lives in [`Zeroizing`] buffers (wiped on drop) and every type that holds
 //! it prints as `<redacted>` in Debug output.
 
-
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -121,6 +121,8 @@ async fn a_ciphertext_moved_to_another_app_or_variable_does_not_decrypt(pool: Pg
     .execute(&pool)
     .await
     .unwrap();
-    let err = loco_db::apps::data_key(&mut *conn, &kek, b).await.unwrap_err();
+    let err = loco_db::apps::data_key(&mut *conn, &kek, b)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), "dek_unwrap_failed");
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use db_support::*;
 use loco_crypto::Kek;
+use loco_db::Page;
 use loco_db::revisions::{self, EnvChange, NewRevision};
-use loco_db::{Page};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "loco_db::MIGRATOR")]

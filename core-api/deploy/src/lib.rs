@@ -56,6 +56,9 @@ pub struct DeployConfig {
     /// How often idle workers look at the queue (a new deployment in this process wakes
     /// them at once).
     pub poll: Duration,
+    /// Where loco's own Deployments live, checked Ready by the preflight gate before a
+    /// deploy; `None` skips that check (a cluster without loco's chart).
+    pub preflight_components: Option<loco_preflight::ComponentSelector>,
 }
 
 impl Default for DeployConfig {
@@ -70,6 +73,7 @@ impl Default for DeployConfig {
             lease: Duration::from_secs(60),
             preflight_factor: None,
             poll: Duration::from_secs(2),
+            preflight_components: None,
         }
     }
 }
@@ -127,21 +131,32 @@ impl std::fmt::Debug for Deployer {
 }
 
 impl Deployer {
-    pub fn new(
+    /// The deploy engine of a process: what `loco-api serve` and every daemon build once
+    /// at start-up (database pool, KEK, configuration); it creates the cluster client
+    /// cache, the registry client and the preflight watch caches itself, and registers
+    /// its metrics into `metrics`.
+    pub fn new(db: PgPool, kek: Kek, config: DeployConfig, metrics: &Metrics) -> Self {
+        let gates = Arc::new(CachedGates::new(config.preflight_components.clone()));
+        Self::with_gates(db, kek, config, gates, metrics)
+    }
+
+    /// As [`Deployer::new`], with another source of preflight gates (a CLI that LISTs
+    /// once, or a literal cluster in tests).
+    pub fn with_gates(
         db: PgPool,
-        kek: Arc<Kek>,
+        kek: Kek,
         config: DeployConfig,
         gates: Arc<dyn GateSource>,
-        metrics: DeployMetrics,
+        metrics: &Metrics,
     ) -> Self {
         Deployer {
             db,
-            kek,
+            kek: Arc::new(kek),
             registry: RegistryClient::new(config.registry.clone()),
             config: Arc::new(config),
             clusters: ClusterClients::default(),
             gates,
-            metrics,
+            metrics: DeployMetrics::register(metrics),
             wake: Arc::new(Notify::new()),
         }
     }

@@ -15,7 +15,7 @@ use loco_crypto::Secret;
 use loco_db::events::{self, Actor, NewEvent};
 use loco_db::revisions::{self, EnvChange, NewRevision, Revision};
 use loco_db::{DbError, Tx, apps, deployments};
-use loco_spec::{ResolvedSpec};
+use loco_spec::ResolvedSpec;
 
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,8 @@ impl Deployer {
             Some(text) => {
                 let mut opts = self.config.spec.clone();
                 opts.profile = req.profile.clone();
-                let v = loco_spec::validate(text, "loco.toml", &opts).map_err(RequestError::Spec)?;
+                let v =
+                    loco_spec::validate(text, "loco.toml", &opts).map_err(RequestError::Spec)?;
                 check_matches_app(&v.spec, app)?;
                 let env: Vec<(String, String)> = v
                     .env_values
@@ -679,7 +680,7 @@ fn scale(
 #[cfg(test)]
 mod tests {
     use super::{same_pod_template, scale};
-    use loco_spec::{ResolvedSpec};
+    use loco_spec::ResolvedSpec;
 
     fn spec() -> ResolvedSpec {
         let src =

@@ -25,7 +25,6 @@
 //! assert_eq!(out.namespace, "wks-2-app-3");
 //! ```
 
-
 mod input;
 mod network;
 mod object;

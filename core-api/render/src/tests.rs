@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::*;
-use loco_spec::{Options};
+use loco_spec::Options;
 
 const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000abc";
 const SECRET_VALUE: &str = "s3cr3t-value-never-shown";

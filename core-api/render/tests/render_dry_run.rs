@@ -9,7 +9,7 @@ mod render_support;
 
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use loco_render::{Object};
+use loco_render::Object;
 use render_support::{CASES, input};
 
 const TEST_LABEL: &str = "loco.deploy-app.com/test";

@@ -6,7 +6,7 @@
 
 mod render_support;
 
-use loco_render::{Secrets};
+use loco_render::Secrets;
 use render_support::{CASES, fixtures, input};
 
 #[test]
@@ -27,8 +27,7 @@ fn rendered_yaml_matches_the_golden_files() {
             case.name
         );
 
-        let path = fixtures()
-            .join(format!("{}.yaml", case.name));
+        let path = fixtures().join(format!("{}.yaml", case.name));
         if bless {
             std::fs::write(&path, &yaml).expect("write golden file");
             continue;

@@ -15,7 +15,6 @@
 //! assert_eq!(v.spec.routing.host, "hello.deploy-app.com");
 //! ```
 
-
 mod error;
 pub mod raw;
 mod read;

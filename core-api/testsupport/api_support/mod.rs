@@ -6,11 +6,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{Duration, Utc};
-use loco_http::{ApiConfig, Ctx};
 use loco_crypto::Kek;
 use loco_db::events::Actor;
 use loco_db::orgs::{self, Provider, Role};
 use loco_db::tokens::{self, NewToken, Scope};
+use loco_http::{ApiConfig, Ctx};
 use loco_telemetry::Metrics;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -21,12 +21,14 @@ pub fn kek() -> Kek {
 }
 
 pub fn ctx(pool: &PgPool) -> Ctx {
-    Ctx::new(
-        pool.clone(),
-        kek(),
-        Metrics::new("loco-api-test"),
-        ApiConfig::default(),
-    )
+    ctx_with(pool.clone(), ApiConfig::default())
+}
+
+/// An API context on `pool` with `config` and the default deploy engine.
+pub fn ctx_with(pool: PgPool, config: ApiConfig) -> Ctx {
+    let metrics = Metrics::new("loco-api-test");
+    let deployer = loco_deploy::Deployer::new(pool, kek(), Default::default(), &metrics);
+    Ctx::new(deployer, metrics, config)
 }
 
 pub fn router(pool: &PgPool) -> Router {

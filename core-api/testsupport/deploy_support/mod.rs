@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use loco_http::{ApiConfig, Ctx};
 use loco_crypto::{Kek, Secret};
 use loco_db::clusters;
-use loco_deploy::DeployConfig;
+use loco_deploy::{DeployConfig, Deployer};
+use loco_http::{ApiConfig, Ctx};
 use loco_telemetry::Metrics;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -106,15 +106,9 @@ pub fn deploy_config() -> DeployConfig {
 
 /// An API context on `pool` whose deployer uses `config`.
 pub fn ctx_with(pool: &PgPool, kek: Kek, config: DeployConfig) -> Ctx {
-    Ctx::new(
-        pool.clone(),
-        kek,
-        Metrics::new("loco-api-deploy-test"),
-        ApiConfig {
-            deploy: config,
-            ..ApiConfig::default()
-        },
-    )
+    let metrics = Metrics::new("loco-api-deploy-test");
+    let deployer = Deployer::new(pool.clone(), kek, config, &metrics);
+    Ctx::new(deployer, metrics, ApiConfig::default())
 }
 
 /// Points cluster `cluster_id` at the test bed's API server with `kubeconfig`.

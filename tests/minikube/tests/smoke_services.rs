@@ -224,7 +224,11 @@ async fn prometheus_scrapes_a_loco_process() {
         .await
         .unwrap();
     let app = loco_telemetry::ops::router(metrics, loco_telemetry::ops::Readiness::default());
-    tokio::spawn(loco_telemetry::ops::serve(listener, app, std::future::pending()));
+    tokio::spawn(loco_telemetry::ops::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
 
     let target_file = std::path::Path::new(&targets).join(format!("{service}.json"));
     std::fs::write(

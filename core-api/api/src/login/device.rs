@@ -76,7 +76,7 @@ pub async fn github_device_start(
         },
     )?;
     sessions::create_flow(
-        &ctx.db,
+        ctx.db(),
         &NewFlow {
             handle_sha256: handle.sha256,
             provider: Provider::Github,
@@ -133,12 +133,12 @@ pub async fn github_device_poll(
     }
     let handle_sha = hash(&body.device_id);
     let Some(f) =
-        sessions::find_flow(&ctx.db, &handle_sha, Provider::Github, FlowKind::Device).await?
+        sessions::find_flow(ctx.db(), &handle_sha, Provider::Github, FlowKind::Device).await?
     else {
         return Err(unknown());
     };
     if f.expires_at <= Utc::now() {
-        sessions::delete_flow(&ctx.db, f.id).await?;
+        sessions::delete_flow(ctx.db(), f.id).await?;
         return Err(expired());
     }
     let secrets = flow::open(&body.device_id, &f.sealed)?;
@@ -157,7 +157,8 @@ pub async fn github_device_poll(
         DevicePoll::SlowDown(new) => {
             // GitHub adds 5 seconds per slow_down unless it names the new interval.
             let next = new.unwrap_or(interval + 5).clamp(interval, 3600);
-            sessions::set_flow_interval(&ctx.db, f.id, i32::try_from(next).unwrap_or(3600)).await?;
+            sessions::set_flow_interval(ctx.db(), f.id, i32::try_from(next).unwrap_or(3600))
+                .await?;
             Ok((
                 StatusCode::ACCEPTED,
                 axum::Json(DevicePending {
@@ -169,16 +170,16 @@ pub async fn github_device_poll(
                 .into_response())
         }
         DevicePoll::Expired => {
-            sessions::delete_flow(&ctx.db, f.id).await?;
+            sessions::delete_flow(ctx.db(), f.id).await?;
             Err(expired())
         }
         DevicePoll::Denied => {
-            sessions::delete_flow(&ctx.db, f.id).await?;
+            sessions::delete_flow(ctx.db(), f.id).await?;
             Err(denied("GitHub"))
         }
         DevicePoll::Token(token) => {
             // Spent first: a second poll racing this one finds nothing to exchange.
-            sessions::delete_flow(&ctx.db, f.id).await?;
+            sessions::delete_flow(ctx.db(), f.id).await?;
             let user_id = github_user(&ctx, http, token).await?;
             let tokens: SessionTokens = session::issue(&ctx, user_id).await?;
             Ok((StatusCode::OK, axum::Json(tokens)).into_response())

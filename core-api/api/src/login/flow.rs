@@ -130,7 +130,7 @@ pub async fn start_web(ctx: &Ctx, provider: Provider) -> Result<StartedWeb, ApiE
     )?;
     let ttl = ctx.login.config.flow_ttl;
     sessions::create_flow(
-        &ctx.db,
+        ctx.db(),
         &NewFlow {
             handle_sha256: hash(&state),
             provider,
@@ -189,7 +189,7 @@ pub async fn finish_web(
     let Some(state) = state.filter(|s| !s.is_empty() && s.len() <= 256) else {
         return Err(bad_state("the callback carries no `state`"));
     };
-    let Some(flow) = sessions::take_flow(&ctx.db, &hash(state), provider, FlowKind::Web).await?
+    let Some(flow) = sessions::take_flow(ctx.db(), &hash(state), provider, FlowKind::Web).await?
     else {
         return Err(bad_state(
             "the login's `state` is unknown or was already used",

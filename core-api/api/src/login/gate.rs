@@ -78,12 +78,12 @@ pub async fn check_deploy_gate(
     org_id: i64,
     user_id: i64,
 ) -> Result<(), crate::ApiError> {
-    let org = orgs::get_org(&ctx.db, org_id).await?;
+    let org = orgs::get_org(ctx.db(), org_id).await?;
     if org.deploy_gate_repos.is_empty() {
         return Ok(());
     }
     let listed = org.deploy_gate_repos.join(", ");
-    let user = orgs::get_user(&ctx.db, user_id).await?;
+    let user = orgs::get_user(ctx.db(), user_id).await?;
     if user.provider != "github" || !github::valid_login(&user.login) {
         return Err(refused(
             format!(
@@ -182,7 +182,7 @@ pub async fn get_gate(
     a: OrgAccess,
 ) -> Result<axum::Json<DeployGate>, ApiError> {
     a.require(Scope::Read)?;
-    let org = orgs::get_org(&ctx.db, a.org_id).await?;
+    let org = orgs::get_org(ctx.db(), a.org_id).await?;
     Ok(axum::Json(DeployGate {
         repos: org.deploy_gate_repos,
     }))
@@ -221,7 +221,7 @@ pub async fn put_gate(
             repos.push(r);
         }
     }
-    let mut tx = ctx.db.begin().await.map_err(loco_db::DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(loco_db::DbError::from)?;
     orgs::set_deploy_gate(&mut *tx, a.org_id, &repos).await?;
     loco_db::events::record(
         &mut *tx,

@@ -23,7 +23,7 @@ pub(crate) mod web;
 use std::fmt;
 use std::sync::Arc;
 
-pub use config::{AuthArgs, AuthConfig};
+pub use config::AuthConfig;
 pub use gate::check_deploy_gate;
 
 use super::Ctx;

@@ -57,8 +57,8 @@ pub async fn issue(ctx: &Ctx, user_id: i64) -> Result<SessionTokens, ApiError> {
     let now = Utc::now();
     let access_expires_at = now + chrono_ttl(ctx.login.config.access_ttl);
     let refresh_expires_at = now + chrono_ttl(ctx.login.config.refresh_ttl);
-    let user = orgs::get_user(&ctx.db, user_id).await?;
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let user = orgs::get_user(ctx.db(), user_id).await?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     let id = sessions::create(
         &mut *tx,
         &NewSession {
@@ -112,7 +112,7 @@ const LOG_IN_AGAIN: &str =
 /// every org its user is a member of; the role there decides, so its scope is the
 /// widest one.
 pub async fn authenticate(ctx: &Ctx, presented: &str) -> Result<Principal, ApiError> {
-    let Some(s) = sessions::find_by_access(&ctx.db, &hash(presented)).await? else {
+    let Some(s) = sessions::find_by_access(ctx.db(), &hash(presented)).await? else {
         return Err(session_error(
             "session_invalid",
             "the session access token is not known; it may have been replaced by a refresh",
@@ -180,7 +180,7 @@ pub async fn refresh(
         refresh_sha256: refresh.sha256,
         expires_at: now + chrono_ttl(ctx.login.config.refresh_ttl),
     };
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     let outcome = sessions::rotate(&mut tx, &hash(&body.refresh_token), &next).await?;
     tx.commit().await.map_err(DbError::from)?;
     let user_id = match outcome {
@@ -195,7 +195,7 @@ pub async fn refresh(
                 "a rotated refresh token was presented again; the session is revoked"
             );
             events::record_for_member(
-                &ctx.db,
+                ctx.db(),
                 user_id,
                 &Actor::System("loco-api"),
                 "refresh_token_reused",
@@ -233,7 +233,7 @@ pub async fn refresh(
             ));
         }
     };
-    let user = orgs::get_user(&ctx.db, user_id).await?;
+    let user = orgs::get_user(ctx.db(), user_id).await?;
     Ok(axum::Json(SessionTokens {
         access_token: access.plaintext.to_string(),
         access_expires_at: next.access_expires_at,
@@ -261,7 +261,7 @@ pub async fn logout(State(ctx): State<Ctx>, p: Principal) -> Result<StatusCode, 
             next_step: "API tokens end at their expiry; ask an operator to revoke one that leaked",
         });
     };
-    let mut tx = ctx.db.begin().await.map_err(DbError::from)?;
+    let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     sessions::revoke(&mut *tx, id).await?;
     events::record_for_member(
         &mut *tx,

@@ -151,7 +151,7 @@ pub(crate) async fn github_user(
     drop(token);
     let who = who?;
     Ok(orgs::upsert_user(
-        &ctx.db,
+        ctx.db(),
         Provider::Github,
         &who.id.to_string(),
         &who.login,
@@ -229,7 +229,7 @@ pub async fn google_callback(
         }
     };
     let user_id = orgs::upsert_user(
-        &ctx.db,
+        ctx.db(),
         Provider::Google,
         &who.sub,
         &who.email,

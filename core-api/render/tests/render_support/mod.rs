@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use loco_render::{ChecksumKey, PullCredential, RenderInput, RenderSettings, SiblingApp};
-use loco_spec::{Options};
+use loco_spec::Options;
 
 pub const DIGEST: &str = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945";
 
@@ -68,7 +68,9 @@ pub fn fixtures() -> PathBuf {
 
 /// The input for a case, with literal ids so the output is stable.
 pub fn input(case: &Case, workspace_id: i64, app_id: i64) -> RenderInput {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/tests/fixtures").join(case.spec);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spec/tests/fixtures")
+        .join(case.spec);
     let opts = Options {
         profile: case.profile.map(str::to_owned),
         ..Options::default()

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use loco_deploy::{DeployConfig, RegistryConfig};
+use crate::render::RenderSettingsArgs;
 use loco_apply::ApplyConfig;
 use loco_crypto::Secret;
-use crate::render::RenderSettingsArgs;
+use loco_deploy::{DeployConfig, RegistryConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
@@ -50,13 +50,13 @@ pub struct DeployArgs {
 }
 
 impl DeployArgs {
-    /// The engine's configuration, and where preflight looks for loco's components.
-    pub fn config(&self) -> (DeployConfig, Option<loco_preflight::ComponentSelector>) {
+    /// The engine's configuration, with where preflight looks for loco's components.
+    pub fn config(&self) -> DeployConfig {
         let login = match (&self.registry_username, &self.registry_password) {
             (Some(u), Some(p)) => Some((u.clone(), Secret::new(p.clone()))),
             _ => None,
         };
-        let config = DeployConfig {
+        DeployConfig {
             render: self.render.settings(),
             apply: ApplyConfig {
                 rollout_deadline: Duration::from_secs(self.rollout_deadline_seconds.max(1)),
@@ -77,14 +77,13 @@ impl DeployArgs {
             spec: self.render.platform.options(None),
             max_concurrent_app_deployments: i64::from(self.max_concurrent_app_deployments.max(1)),
             workers: self.deploy_workers,
-            ..DeployConfig::default()
-        };
-        let components =
-            self.preflight_check_components
-                .then(|| loco_preflight::ComponentSelector {
+            preflight_components: self.preflight_check_components.then(|| {
+                loco_preflight::ComponentSelector {
                     namespace: self.render.gateway_namespace.clone(),
                     ..Default::default()
-                });
-        (config, components)
+                }
+            }),
+            ..DeployConfig::default()
+        }
     }
 }
