@@ -46,23 +46,13 @@ impl From<RequestError> for ApiError {
                 message: errors.to_string(),
                 next_step: "fix every listed error (`loco-api spec validate loco.toml` shows the same) and deploy again".to_owned(),
             },
-            RequestError::Registry(e) => {
-                let (reason, next_step) = (e.reason(), e.next_step().to_owned());
-                match e {
-                    loco_deploy::registry::RegistryError::Unreachable { .. } => {
-                        ApiError::Unavailable {
-                            reason,
-                            message: e.to_string(),
-                            next_step,
-                        }
-                    }
-                    _ => ApiError::Conflict {
-                        reason,
-                        message: e.to_string(),
-                        next_step,
-                    },
-                }
-            }
+            // One status for "not allowed", "not found" and "unreachable" (the registry
+            // module logs which): a different answer per case would scan ports.
+            RequestError::Registry(e) => ApiError::Conflict {
+                reason: e.reason(),
+                next_step: e.next_step().to_owned(),
+                message: e.to_string(),
+            },
             RequestError::Conflict {
                 reason,
                 message,

@@ -528,7 +528,7 @@ async fn refused_at_the_door_missing_image_oversized_image_bad_spec_and_no_room(
         (
             json!({"image": format!("{reg}/{repo}:nope"), "spec": spec(&name, "")}),
             StatusCode::CONFLICT,
-            "image_not_found",
+            "image_unresolvable",
         ),
         (
             json!({"image": format!("{reg}/{repo}:big"), "spec": spec(&name, "")}),
@@ -557,8 +557,8 @@ async fn refused_at_the_door_missing_image_oversized_image_bad_spec_and_no_room(
         ),
         (
             json!({"image": "127.0.0.1:1/nothing/here:v1", "spec": spec(&name, "")}),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "registry_unreachable",
+            StatusCode::CONFLICT,
+            "image_unresolvable",
         ),
     ];
     for (body, status, reason) in cases {

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod gate;
 pub mod image;
 pub mod input;
+pub mod address;
 pub mod registry;
 pub mod remove;
 pub mod request;

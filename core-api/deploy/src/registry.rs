@@ -2,18 +2,29 @@
 //! before a revision is written: a deploy pins what it runs, and a missing or oversized
 //! image is refused at the door instead of failing later as an ImagePullBackOff.
 //!
-//! Auth: anonymous first; on `401` with a `Bearer` challenge a token is fetched from the
-//! challenge's realm (with the configured read-only login when there is one), on a
-//! `Basic` challenge the login is sent directly.
+//! A tenant names the host, so every connection is a trust decision (see
+//! THREAT-MODEL.md): only allowlisted registries (the platform's own, plus the public
+//! ones the operator configures), HTTPS unless a registry is configured insecure, no
+//! redirect to another host, and no address outside the public internet unless the
+//! operator says a registry lives there ([`AddressFilter`], checked at DNS resolution so
+//! the connection goes to the checked address). A Bearer challenge's realm must be on
+//! the registry's own host or an allowlisted auth host. The platform's read-only login
+//! is sent only to the platform's registry and its token service, never to another host.
+//! Users see one sentence for "not allowed", "not found" and "unreachable", so the error
+//! is no port scanner; the detail is logged (under the request id of the API call).
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use ipnet::IpNet;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::address::AddressFilter;
 use super::image::ImageRef;
 use loco_crypto::Secret;
 
@@ -26,13 +37,29 @@ const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    /// Registry of references that name none.
+    /// The platform's own registry (host[:port]): the registry of references that name
+    /// none, and the only one the platform's login is ever sent to.
     pub default_registry: String,
-    /// Registries spoken to over plain HTTP (a local test registry); all others use HTTPS.
+    /// Further registries a deploy may name (host[:port]), e.g. `ghcr.io`; anonymous.
+    pub allowed: BTreeSet<String>,
+    /// Hosts (host[:port]) a registry's token realm may be on besides the registry's
+    /// own host (Docker Hub's `auth.docker.io`).
+    pub auth_hosts: BTreeSet<String>,
+    /// The platform registry's token service (host[:port]), the one realm the login is
+    /// sent to; `None`: the platform registry's own host.
+    pub platform_auth_host: Option<String>,
+    /// Registries (and auth hosts) spoken to over plain HTTP (a local test registry);
+    /// all others use HTTPS.
     pub insecure: BTreeSet<String>,
+    /// Registries and auth hosts (host[:port]) that may resolve to loopback, link-local,
+    /// private or the cluster's ranges (an in-cluster registry, the test bed's).
+    pub private_ok: BTreeSet<String>,
+    /// Ranges refused besides the non-public ones: the cluster's Pod, Service and node
+    /// CIDRs, the control plane's addresses.
+    pub blocked_ranges: Vec<IpNet>,
     /// Largest image (config + layers, compressed) a deploy accepts.
     pub max_image_bytes: u64,
-    /// Read-only login used to read manifests, if the registry needs one.
+    /// Read-only login of the platform's registry, if it needs one.
     pub login: Option<(String, Secret)>,
     pub timeout: Duration,
 }
@@ -41,12 +68,38 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             default_registry: "registry.deploy-app.com".to_owned(),
+            allowed: BTreeSet::from(["ghcr.io".to_owned()]),
+            auth_hosts: BTreeSet::new(),
+            platform_auth_host: None,
             insecure: BTreeSet::new(),
+            private_ok: BTreeSet::new(),
+            blocked_ranges: Vec::new(),
             max_image_bytes: 10 * 1024 * 1024 * 1024,
             login: None,
             timeout: Duration::from_secs(15),
         }
     }
+}
+
+impl RegistryConfig {
+    /// Whether `registry` (host[:port]) is the platform's own registry.
+    pub fn is_platform(&self, registry: &str) -> bool {
+        registry.eq_ignore_ascii_case(&self.default_registry)
+    }
+
+    fn is_allowed(&self, registry: &str) -> bool {
+        self.is_platform(registry) || contains(&self.allowed, registry)
+    }
+
+    fn platform_auth(&self) -> &str {
+        self.platform_auth_host
+            .as_deref()
+            .unwrap_or(&self.default_registry)
+    }
+}
+
+fn contains(set: &BTreeSet<String>, authority: &str) -> bool {
+    set.iter().any(|s| s.eq_ignore_ascii_case(authority))
 }
 
 /// What a deploy records about its image.
@@ -66,20 +119,45 @@ impl ResolvedImage {
     }
 }
 
+/// Why an image could not be resolved; logged, never shown (one sentence covers all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The registry, its realm or its address is not allowed.
+    NotAllowed,
+    /// 404, or 401/403 after authenticating.
+    NotFound,
+    /// No answer, a redirect elsewhere, or an unexpected status.
+    Unreachable,
+}
+
+impl Unresolved {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unresolved::NotAllowed => "not_allowed",
+            Unresolved::NotFound => "not_found",
+            Unresolved::Unreachable => "unreachable",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("image {image} was not found in its registry")]
-    NotFound { image: String },
+    /// Not allowed, not found or unreachable: the same words for all three.
+    #[error(
+        "could not resolve image {image}: its registry is not allowed, the image is not there, or the registry cannot be reached"
+    )]
+    Unresolvable {
+        image: String,
+        why: Unresolved,
+        /// For the log only.
+        detail: String,
+    },
     #[error("image {image} is {size_mib} MiB; this platform accepts images up to {max_mib} MiB")]
     TooLarge {
         image: String,
         size_mib: u64,
         max_mib: u64,
     },
-    #[error("the registry refused to show {image} to loco (HTTP {status})")]
-    Denied { image: String, status: u16 },
-    #[error("the registry of {image} cannot be reached: {cause}")]
-    Unreachable { image: String, cause: String },
     #[error(
         "the registry answered for {image} with something that is not an image manifest: {cause}"
     )]
@@ -91,10 +169,8 @@ pub enum RegistryError {
 impl RegistryError {
     pub fn reason(&self) -> &'static str {
         match self {
-            RegistryError::NotFound { .. } => "image_not_found",
+            RegistryError::Unresolvable { .. } => "image_unresolvable",
             RegistryError::TooLarge { .. } => "image_too_large",
-            RegistryError::Denied { .. } => "image_access_denied",
-            RegistryError::Unreachable { .. } => "registry_unreachable",
             RegistryError::BadManifest { .. } => "image_manifest_invalid",
             RegistryError::DigestMismatch { .. } => "image_digest_mismatch",
         }
@@ -102,16 +178,12 @@ impl RegistryError {
 
     pub fn next_step(&self) -> &'static str {
         match self {
-            RegistryError::NotFound { .. } => {
-                "push the image first (docker push <reference>), then deploy that exact reference"
+            RegistryError::Unresolvable { .. } => {
+                "check the reference (registry, repository, tag); push the image to the platform registry (or an allowed public registry) first; if it is there, try again in a minute"
             }
             RegistryError::TooLarge { .. } => {
                 "make the image smaller (multi-stage build, slimmer base image) and push it again"
             }
-            RegistryError::Denied { .. } => {
-                "push the image to the platform registry, or ask the operator to give loco's pull credential read access"
-            }
-            RegistryError::Unreachable { .. } => "try again in a minute; the registry may be down",
             RegistryError::BadManifest { .. } | RegistryError::DigestMismatch { .. } => {
                 "push the image again and deploy the digest `docker push` printed"
             }
@@ -123,6 +195,7 @@ impl RegistryError {
 pub struct RegistryClient {
     http: reqwest::Client,
     config: RegistryConfig,
+    filter: AddressFilter,
 }
 
 #[derive(Deserialize)]
@@ -159,22 +232,104 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
+/// DNS resolution through the address filter: a name that resolves to a refused
+/// address is refused as a whole, and the connection goes to the addresses checked here
+/// (no second lookup an attacker's DNS could answer differently).
+#[derive(Debug, Clone)]
+struct GuardedResolver {
+    filter: AddressFilter,
+    /// Host names (without port) of `private_ok`.
+    private_ok: Arc<BTreeSet<String>>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        let this = self.clone();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            if !this.private_ok.contains(&host) {
+                for a in &addrs {
+                    this.filter
+                        .check(a.ip())
+                        .map_err(|r| format!("{host} resolves to a refused address: {r}"))?;
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// host[:port] of a URL, as the configuration names hosts.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+fn host_of(authority: &str) -> String {
+    let a = authority.to_ascii_lowercase();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_owned();
+    }
+    match a.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_owned(),
+        _ => a,
+    }
+}
+
 impl RegistryClient {
     pub fn new(config: RegistryConfig) -> Self {
+        let filter = AddressFilter::new(&config.blocked_ranges);
+        let resolver = GuardedResolver {
+            filter: filter.clone(),
+            private_ok: Arc::new(config.private_ok.iter().map(|a| host_of(a)).collect()),
+        };
+        // Redirects only within the host a request was checked for.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().last().is_some_and(|prev| {
+                prev.scheme() == attempt.url().scheme() && authority(prev) == authority(attempt.url())
+            });
+            if same && attempt.previous().len() < 5 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("loco/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects)
+            .dns_resolver(Arc::new(resolver))
             .build()
             .unwrap_or_default();
-        RegistryClient { http, config }
+        RegistryClient {
+            http,
+            config,
+            filter,
+        }
     }
 
     pub fn config(&self) -> &RegistryConfig {
         &self.config
     }
 
-    /// Parses `reference`, fetches its manifest, and checks its size against the limit.
+    /// Fetches `image`'s manifest and checks its size against the limit. Unresolvable
+    /// images are logged here with the detail (inside the caller's span: the API
+    /// request's id) and returned as one uniform error.
     pub async fn resolve(&self, image: &ImageRef) -> Result<ResolvedImage, RegistryError> {
+        let r = self.resolve_inner(image).await;
+        if let Err(RegistryError::Unresolvable { image, why, detail }) = &r {
+            tracing::warn!(%image, why = why.as_str(), %detail, "image could not be resolved");
+        }
+        r
+    }
+
+    async fn resolve_inner(&self, image: &ImageRef) -> Result<ResolvedImage, RegistryError> {
         let name = image.to_string();
         let (body, digest) = self.manifest(image, image.manifest_reference()).await?;
         if let Some(pinned) = &image.digest
@@ -219,58 +374,87 @@ impl RegistryClient {
         })
     }
 
+    /// The URL of `authority` + `path` if loco may connect there: HTTPS unless
+    /// configured insecure, and an IP literal must pass the address filter (names pass
+    /// it when they are resolved).
+    fn url_for(&self, authority: &str, path: &str, image: &str) -> Result<Url, RegistryError> {
+        let scheme = if contains(&self.config.insecure, authority) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = Url::parse(&format!("{scheme}://{authority}{path}"))
+            .map_err(|e| unresolvable(image, Unresolved::NotAllowed, format!("bad URL: {e}")))?;
+        self.check_url(&url, image)?;
+        Ok(url)
+    }
+
+    fn check_url(&self, url: &Url, image: &str) -> Result<(), RegistryError> {
+        let a = authority(url);
+        if url.scheme() != "https" && !(url.scheme() == "http" && contains(&self.config.insecure, &a))
+        {
+            return Err(unresolvable(
+                image,
+                Unresolved::NotAllowed,
+                format!("{} is not HTTPS and {a} is not configured insecure", url.scheme()),
+            ));
+        }
+        if contains(&self.config.private_ok, &a) {
+            return Ok(());
+        }
+        let host = url.host_str().unwrap_or_default();
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            self.filter
+                .check(ip)
+                .map_err(|r| unresolvable(image, Unresolved::NotAllowed, format!("address {r}")))?;
+        }
+        Ok(())
+    }
+
     /// One manifest's bytes and their digest (computed here, never trusted from a header).
     async fn manifest(
         &self,
         image: &ImageRef,
         reference: &str,
     ) -> Result<(Vec<u8>, String), RegistryError> {
-        let scheme = if self.config.insecure.contains(&image.registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let url = format!(
-            "{scheme}://{}/v2/{}/manifests/{reference}",
-            image.registry, image.repository
-        );
         let name = image.to_string();
-        let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
-            image: name.clone(),
-            cause: without_url(e),
-        };
+        if !self.config.is_allowed(&image.registry) {
+            return Err(unresolvable(
+                &name,
+                Unresolved::NotAllowed,
+                format!("registry {} is not on the allowlist", image.registry),
+            ));
+        }
+        let url = self.url_for(
+            &image.registry,
+            &format!("/v2/{}/manifests/{reference}", image.repository),
+            &name,
+        )?;
+        let unreachable =
+            |e: reqwest::Error| unresolvable(&name, Unresolved::Unreachable, without_url(&e));
         let mut resp = self
             .http
-            .get(&url)
+            .get(url.clone())
             .header(ACCEPT, MANIFEST_TYPES)
             .send()
             .await
             .map_err(unreachable)?;
         if resp.status() == StatusCode::UNAUTHORIZED {
-            let auth = self.authorization(resp.headers(), &name).await?;
-            resp = self
-                .http
-                .get(&url)
-                .header(ACCEPT, MANIFEST_TYPES)
-                .header(reqwest::header::AUTHORIZATION, auth.expose())
-                .send()
-                .await
-                .map_err(unreachable)?;
+            let auth = self.authorization(resp.headers(), image, &name).await?;
+            let mut req = self.http.get(url).header(ACCEPT, MANIFEST_TYPES);
+            if let Some(auth) = auth {
+                req = req.header(reqwest::header::AUTHORIZATION, auth.expose());
+            }
+            resp = req.send().await.map_err(unreachable)?;
         }
         match resp.status() {
             s if s.is_success() => {}
-            StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { image: name }),
-            s if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => {
-                return Err(RegistryError::Denied {
-                    image: name,
-                    status: s.as_u16(),
-                });
+            s @ (StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                return Err(unresolvable(&name, Unresolved::NotFound, format!("HTTP {s}")));
             }
             s => {
-                return Err(RegistryError::Unreachable {
-                    image: name,
-                    cause: format!("HTTP {s}"),
-                });
+                return Err(unresolvable(&name, Unresolved::Unreachable, format!("HTTP {s}")));
             }
         }
         let is_json = resp
@@ -304,20 +488,23 @@ impl RegistryClient {
         Ok((body.to_vec(), digest))
     }
 
-    /// The Authorization header value answering a registry's challenge.
+    /// The Authorization header value answering a registry's challenge (`None`: ask
+    /// again anonymously, which the registry will refuse if it needs a login).
     async fn authorization(
         &self,
         headers: &HeaderMap,
-        image: &str,
-    ) -> Result<Secret, RegistryError> {
-        let denied = || RegistryError::Denied {
-            image: image.to_owned(),
-            status: 401,
-        };
+        image: &ImageRef,
+        name: &str,
+    ) -> Result<Option<Secret>, RegistryError> {
+        let denied =
+            |detail: &str| unresolvable(name, Unresolved::NotFound, detail.to_owned());
         let challenge = headers
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(denied)?;
+            .ok_or_else(|| denied("401 without a challenge"))?;
+        let platform = self.config.is_platform(&image.registry);
+        // The platform's login goes to the platform's registry only.
+        let login = self.config.login.as_ref().filter(|_| platform);
         let basic = |(user, pass): &(String, Secret)| {
             use base64::Engine;
             let raw = format!("{user}:{}", pass.expose());
@@ -327,35 +514,67 @@ impl RegistryClient {
             ))
         };
         if challenge.len() >= 5 && challenge[..5].eq_ignore_ascii_case("basic") {
-            return self.config.login.as_ref().map(basic).ok_or_else(denied);
+            return login
+                .map(|l| Some(basic(l)))
+                .ok_or_else(|| denied("Basic challenge and no login for this registry"));
         }
         let Some(params) = challenge.strip_prefix("Bearer ") else {
-            return Err(denied());
+            return Err(denied("an unknown challenge"));
         };
         let params = challenge_params(params);
         let realm = params
             .iter()
             .find(|(k, _)| k == "realm")
             .map(|(_, v)| v.clone())
-            .ok_or_else(denied)?;
+            .ok_or_else(|| denied("a Bearer challenge without realm"))?;
+        let realm = Url::parse(&realm).map_err(|_| {
+            unresolvable(name, Unresolved::NotAllowed, "the realm is not a URL".into())
+        })?;
+        let realm_host = authority(&realm);
+        let platform_realm = platform && realm_host.eq_ignore_ascii_case(self.config.platform_auth());
+        if !(platform_realm
+            || realm_host.eq_ignore_ascii_case(&image.registry)
+            || contains(&self.config.auth_hosts, &realm_host))
+        {
+            return Err(unresolvable(
+                name,
+                Unresolved::NotAllowed,
+                format!("token realm {realm_host} is not an allowed auth host"),
+            ));
+        }
+        self.check_url(&realm, name)?;
         let query: Vec<(String, String)> = params
             .into_iter()
             .filter(|(k, _)| k == "service" || k == "scope")
             .collect();
-        let mut req = self.http.get(&realm).query(&query);
-        if let Some(login) = &self.config.login {
+        let mut req = self.http.get(realm).query(&query);
+        if let Some(login) = login.filter(|_| platform_realm) {
             req = req.header(reqwest::header::AUTHORIZATION, basic(login).expose());
         }
-        let resp = req.send().await.map_err(|e| RegistryError::Unreachable {
-            image: image.to_owned(),
-            cause: without_url(e),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| unresolvable(name, Unresolved::Unreachable, without_url(&e)))?;
         if !resp.status().is_success() {
-            return Err(denied());
+            return Err(denied(&format!("token service answered {}", resp.status())));
         }
-        let t: TokenResponse = resp.json().await.map_err(|_| denied())?;
-        let token = t.token.or(t.access_token).ok_or_else(denied)?;
-        Ok(Secret::new(format!("Bearer {token}")))
+        let t: TokenResponse = resp
+            .json()
+            .await
+            .map_err(|_| denied("token service answered no JSON"))?;
+        let token = t
+            .token
+            .or(t.access_token)
+            .ok_or_else(|| denied("token service answered no token"))?;
+        Ok(Some(Secret::new(format!("Bearer {token}"))))
+    }
+}
+
+fn unresolvable(image: &str, why: Unresolved, detail: String) -> RegistryError {
+    RegistryError::Unresolvable {
+        image: image.to_owned(),
+        why,
+        detail,
     }
 }
 
@@ -406,15 +625,22 @@ fn challenge_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// reqwest errors print the URL; ours carry the image name instead.
-fn without_url(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
+/// For the log: what went wrong, with the causes reqwest wraps (the resolver's refusal).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut out = if e.is_timeout() {
+        "timed out".to_owned()
     } else if e.is_connect() {
-        "connection refused or no route".into()
+        "cannot connect".to_owned()
     } else {
-        e.without_url().to_string()
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
     }
+    out
 }
 
 #[cfg(test)]

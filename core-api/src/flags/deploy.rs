@@ -21,7 +21,8 @@ pub struct DeployArgs {
     /// How long a rollout may take before the deployment fails and is reverted, in seconds.
     #[arg(long, env = "LOCO_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
     pub rollout_deadline_seconds: u64,
-    /// The registry of image references that name none.
+    /// The platform's own registry: the registry of image references that name none, and
+    /// the only host loco's registry login is ever sent to.
     #[arg(
         long,
         env = "LOCO_DEFAULT_REGISTRY",
@@ -31,6 +32,31 @@ pub struct DeployArgs {
     /// Registries spoken to over plain HTTP (comma-separated host:port), e.g. a local test registry.
     #[arg(long, env = "LOCO_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
+    /// Further registries a deploy may name (comma-separated host[:port]); loco reads
+    /// them anonymously. Any other registry is refused.
+    #[arg(
+        long,
+        env = "LOCO_ALLOWED_REGISTRIES",
+        value_delimiter = ',',
+        default_value = "ghcr.io"
+    )]
+    pub allowed_registries: Vec<String>,
+    /// Hosts a registry's token realm may be on besides the registry's own host
+    /// (comma-separated host[:port]), e.g. auth.docker.io.
+    #[arg(long, env = "LOCO_REGISTRY_AUTH_HOSTS", value_delimiter = ',')]
+    pub registry_auth_hosts: Vec<String>,
+    /// The platform registry's token service (host[:port]): the one realm loco's login is
+    /// sent to. Default: the platform registry itself.
+    #[arg(long, env = "LOCO_PLATFORM_REGISTRY_AUTH_HOST")]
+    pub platform_registry_auth_host: Option<String>,
+    /// Registries and auth hosts allowed to resolve to loopback, link-local or private
+    /// addresses (comma-separated host[:port]): an in-cluster registry, a test registry.
+    #[arg(long, env = "LOCO_PRIVATE_REGISTRIES", value_delimiter = ',')]
+    pub private_registries: Vec<String>,
+    /// Further address ranges loco never connects to for a registry (comma-separated
+    /// CIDRs): the cluster's Pod, Service and node ranges, the control plane.
+    #[arg(long, env = "LOCO_REGISTRY_BLOCKED_RANGES", value_delimiter = ',')]
+    pub registry_blocked_ranges: Vec<ipnet::IpNet>,
     /// The largest image a deploy accepts, in MiB (compressed config + layers).
     #[arg(long, env = "LOCO_MAX_IMAGE_MIB", default_value_t = 10 * 1024)]
     pub max_image_mib: u64,
@@ -64,12 +90,12 @@ impl DeployArgs {
             },
             registry: RegistryConfig {
                 default_registry: self.default_registry.clone(),
-                insecure: self
-                    .insecure_registries
-                    .iter()
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect::<BTreeSet<_>>(),
+                insecure: hosts(&self.insecure_registries),
+                allowed: hosts(&self.allowed_registries),
+                auth_hosts: hosts(&self.registry_auth_hosts),
+                platform_auth_host: self.platform_registry_auth_host.clone(),
+                private_ok: hosts(&self.private_registries),
+                blocked_ranges: self.registry_blocked_ranges.clone(),
                 max_image_bytes: self.max_image_mib.saturating_mul(1024 * 1024),
                 login,
                 ..RegistryConfig::default()
@@ -86,4 +112,11 @@ impl DeployArgs {
             ..DeployConfig::default()
         }
     }
+}
+
+fn hosts(list: &[String]) -> BTreeSet<String> {
+    list.iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }

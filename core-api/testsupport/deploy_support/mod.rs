@@ -97,6 +97,8 @@ pub async fn push_image(repo: &str, tag: &str, layer_bytes: usize) -> String {
 pub fn deploy_config() -> DeployConfig {
     let mut c = DeployConfig::default();
     c.registry.insecure.insert(registry_host());
+    // The test bed's registry listens on loopback, which only a configured registry may.
+    c.registry.private_ok.insert(registry_host());
     c.registry.default_registry = registry_host();
     c.apply.rollout_deadline = Duration::from_secs(20);
     c.poll = Duration::from_millis(200);
