@@ -51,19 +51,59 @@ pub async fn run(d: &Deployer, claimed: &Claimed) -> Result<(), DbError> {
 }
 
 /// Why a deployment failed: a snake_case reason and a sentence with the next step.
+/// Internals (database, cluster connection, credential errors) are `detail`: logged with
+/// the deployment id, never stored in the row or events users read.
 pub struct Failed {
     pub reason: &'static str,
     pub message: String,
+    pub detail: Option<String>,
+}
+
+impl Failed {
+    /// A failure whose cause is loco's or the operator's, not the user's: users see the
+    /// reason and the deployment id only.
+    pub fn internal(reason: &'static str, detail: impl std::fmt::Display) -> Self {
+        Failed {
+            reason,
+            message: String::new(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// What the deployment row and the failure event say.
+    fn shown(&self, id: i64) -> String {
+        match &self.detail {
+            None => self.message.clone(),
+            Some(_) => format!(
+                "deployment {id} stopped on an internal error ({}); nothing more is shown here. Deploy again; if it keeps failing, give deployment id {id} to the operator.",
+                self.reason
+            ),
+        }
+    }
 }
 
 impl<E: FailReason> From<E> for Failed {
     fn from(e: E) -> Self {
-        Failed {
-            reason: e.fail_reason(),
-            message: e.to_string(),
+        if e.is_internal() {
+            Failed::internal(e.fail_reason(), &e)
+        } else {
+            Failed {
+                reason: e.fail_reason(),
+                message: e.to_string(),
+                detail: None,
+            }
         }
     }
 }
+
+/// Apply failures whose text is the cluster's, not about the app: connection errors,
+/// API server status lines, what apply could not prepare.
+const INTERNAL_APPLY_REASONS: &[&str] = &[
+    "cluster_unreachable",
+    "kube_api_error",
+    "apply_prepare_failed",
+    "apply_forbidden",
+];
 
 async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rendered, Failed> {
     let id = claimed.deployment_id;
@@ -141,18 +181,33 @@ async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rend
     match outcome {
         Ok(_) => Ok(desired),
         Err(f) => {
-            let mut message = f.message.clone();
+            let internal = INTERNAL_APPLY_REASONS.contains(&f.reason);
+            let mut message = if internal {
+                tracing::warn!(deployment_id = id, reason = f.reason, detail = %f.message, "apply failed");
+                format!(
+                    "applying deployment {id} failed on the cluster ({}); the details are logged under deployment id {id} for the operator.",
+                    f.reason
+                )
+            } else {
+                f.message.clone()
+            };
             match (f.reverted, &f.revert_error, &previous) {
                 (true, _, Some(_)) => {
                     message.push_str(" The previous deployment was re-applied and keeps serving.")
                 }
                 (true, _, None) => message.push_str(" What this first deploy created was removed."),
-                (false, Some(e), _) => message.push_str(&format!(" Reverting failed as well: {e}")),
+                (false, Some(e), _) => {
+                    tracing::warn!(deployment_id = id, error = %e, "revert failed");
+                    message.push_str(&format!(
+                        " Reverting failed as well (logged under deployment id {id}): the cluster may run a mix; deploy again."
+                    ))
+                }
                 (false, None, _) => {}
             }
             Err(Failed {
                 reason: f.reason,
                 message,
+                detail: None,
             })
         }
     }
@@ -183,16 +238,21 @@ async fn preflight(
         return Ok(());
     };
     let gate = d.gates.gate(at.cluster_id, client);
-    let verdict = gate.check(&req).await.map_err(|e| Failed {
-        reason: "preflight_unavailable",
-        message: format!(
-            "the preflight check could not read the cluster: {e}. Nothing was applied; deploy again when the cluster answers"
-        ),
+    let verdict = gate.check(&req).await.map_err(|e| {
+        tracing::warn!(deployment_id = id, error = %e, "preflight could not read the cluster");
+        Failed {
+            reason: "preflight_unavailable",
+            message: format!(
+                "the preflight check could not read the cluster (logged under deployment id {id}). Nothing was applied; deploy again when the cluster answers"
+            ),
+            detail: None,
+        }
     })?;
     if !verdict.pass {
         return Err(Failed {
             reason: "preflight_failed",
             message: format!("{}. Nothing was applied.", summary(&verdict)),
+            detail: None,
         });
     }
     record(d, at, id, "preflight_passed", summary(&verdict)).await?;
@@ -229,9 +289,10 @@ async fn fail(d: &Deployer, at: &Placement, id: i64, f: Failed) -> Result<(), Db
         deployment_id = id,
         app_id = at.app.id,
         reason = f.reason,
+        detail = f.detail.as_deref().unwrap_or(""),
         "deployment failed"
     );
-    let message: String = f.message.chars().take(3900).collect();
+    let message: String = f.shown(id).chars().take(3900).collect();
     let mut tx = d.db.begin().await?;
     match deployments::set_status(&mut tx, id, Status::Failed, Some(f.reason), Some(&message)).await
     {

@@ -217,11 +217,17 @@ impl Deployer {
 /// Errors that end a deployment as failed: a reason for the row and the event.
 pub trait FailReason: std::fmt::Display {
     fn fail_reason(&self) -> &'static str;
+    /// The text is loco's internals (a query, a driver, a kubeconfig parser): logged
+    /// with the deployment id, never shown.
+    fn is_internal(&self) -> bool;
 }
 
 impl FailReason for DbError {
     fn fail_reason(&self) -> &'static str {
         self.reason()
+    }
+    fn is_internal(&self) -> bool {
+        true
     }
 }
 
@@ -229,10 +235,16 @@ impl FailReason for cluster::ClusterError {
     fn fail_reason(&self) -> &'static str {
         self.reason()
     }
+    fn is_internal(&self) -> bool {
+        true
+    }
 }
 
 impl FailReason for input::InputError {
     fn fail_reason(&self) -> &'static str {
         self.reason()
+    }
+    fn is_internal(&self) -> bool {
+        matches!(self, input::InputError::Db(_))
     }
 }
