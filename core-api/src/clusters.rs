@@ -9,6 +9,7 @@ use clap::Subcommand;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use loco_db::kubeconfig::InlineKubeconfig;
 use sqlx::PgPool;
 
 use crate::flags::DbArgs;
@@ -121,7 +122,7 @@ pub fn parse_region(text: &str) -> anyhow::Result<(&str, &str)> {
 
 /// A kubeconfig read from a file and checked to be usable, held as a secret.
 struct CheckedKubeconfig {
-    yaml: Secret,
+    yaml: InlineKubeconfig,
     config: kube::Config,
 }
 
@@ -149,48 +150,14 @@ async fn read_kubeconfig(path: &Path) -> anyhow::Result<CheckedKubeconfig> {
             path.display()
         )
     };
+    // The same type `set_credentials` and the deploy engine's cluster cache take.
+    let yaml = InlineKubeconfig::parse(yaml).map_err(|e| invalid(e.to_string()))?;
     let parsed = Kubeconfig::from_yaml(yaml.expose())
         .map_err(|e| invalid(without_quotes(&e.to_string())))?;
-    refuse_file_references(&parsed).map_err(invalid)?;
     let config = kube::Config::from_custom_kubeconfig(parsed, &KubeConfigOptions::default())
         .await
         .map_err(|e| invalid(without_quotes(&e.to_string())))?;
     Ok(CheckedKubeconfig { yaml, config })
-}
-
-/// loco-api and the resurrector read the stored kubeconfig on other machines, where
-/// files it names do not exist.
-fn refuse_file_references(k: &Kubeconfig) -> Result<(), String> {
-    let mut found = Vec::new();
-    for c in &k.clusters {
-        if let Some(cluster) = &c.cluster
-            && cluster.certificate_authority.is_some()
-        {
-            found.push(format!("certificate-authority of cluster {:?}", c.name));
-        }
-    }
-    for u in &k.auth_infos {
-        if let Some(a) = &u.auth_info {
-            for (set, key) in [
-                (a.client_certificate.is_some(), "client-certificate"),
-                (a.client_key.is_some(), "client-key"),
-                (a.token_file.is_some(), "tokenFile"),
-                (a.exec.is_some(), "exec"),
-                (a.auth_provider.is_some(), "auth-provider"),
-            ] {
-                if set {
-                    found.push(format!("{key} of user {:?}", u.name));
-                }
-            }
-        }
-    }
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "it refers to files or programs ({}) that loco-api cannot reach where it runs; inline the certificates and use a ServiceAccount token (`kubectl create token loco-api -n loco-system`)",
-        found.join(", ")
-    ))
 }
 
 /// The first line of an error from the kubeconfig parser, with quoted text removed:

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::kubeconfig::InlineKubeconfig;
 use super::{DbError, Tx};
 use loco_crypto::{Dek, DekOwner, Kek, Sealed, Secret, WrappedDek};
 
@@ -84,7 +85,7 @@ pub async fn create(
     region_id: i64,
     name: &str,
     endpoint: &str,
-    credentials: &Secret,
+    credentials: &InlineKubeconfig,
 ) -> Result<i64, DbError> {
     // The id is taken first because both the wrap and the seal are bound to it.
     let id =
@@ -93,7 +94,7 @@ pub async fn create(
             .await?;
     let dek = Dek::generate()?;
     let wrapped = kek.wrap(&dek, DekOwner::Cluster(id))?;
-    let sealed = dek.seal_cluster_credentials(id, credentials)?;
+    let sealed = dek.seal_cluster_credentials(id, credentials.secret())?;
     sqlx::query!(
         "INSERT INTO clusters (id, region_id, name, endpoint, credentials_ciphertext, credentials_nonce,
                                dek_wrapped, dek_nonce, dek_kek_id)
@@ -145,7 +146,7 @@ pub async fn credentials(
     db: impl PgExecutor<'_>,
     kek: &Kek,
     cluster_id: i64,
-) -> Result<Secret, DbError> {
+) -> Result<InlineKubeconfig, DbError> {
     let row = sqlx::query!(
         "SELECT credentials_ciphertext, credentials_nonce, dek_wrapped, dek_nonce, dek_kek_id
            FROM clusters WHERE id = $1",
@@ -164,7 +165,11 @@ pub async fn credentials(
         nonce: row.credentials_nonce,
         ciphertext: row.credentials_ciphertext,
     };
-    Ok(dek.open_cluster_credentials(cluster_id, &sealed)?)
+    // Checked again on the way out: a row written before every path checked, or by
+    // hand, must not make loco run a plugin or read a file.
+    Ok(InlineKubeconfig::parse(
+        dek.open_cluster_credentials(cluster_id, &sealed)?,
+    )?)
 }
 
 /// Replaces a cluster's credentials (after a recreate writes a new kubeconfig). The
@@ -173,10 +178,10 @@ pub async fn set_credentials(
     db: impl PgExecutor<'_> + Copy,
     kek: &Kek,
     cluster_id: i64,
-    credentials: &Secret,
+    credentials: &InlineKubeconfig,
 ) -> Result<(), DbError> {
     let dek = data_key(db, kek, cluster_id).await?;
-    let sealed = dek.seal_cluster_credentials(cluster_id, credentials)?;
+    let sealed = dek.seal_cluster_credentials(cluster_id, credentials.secret())?;
     let done = sqlx::query!(
         "UPDATE clusters SET credentials_ciphertext = $2, credentials_nonce = $3, updated_at = now()
           WHERE id = $1",

@@ -12,6 +12,7 @@ pub mod deployments;
 pub mod events;
 pub mod gc;
 pub mod keys;
+pub mod kubeconfig;
 pub mod orgs;
 pub mod queue;
 pub mod ratelimit;
@@ -60,6 +61,9 @@ pub enum DbError {
     InvalidTransition { from: String, to: &'static str },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A stored kubeconfig that is not inline (written before loco checked every path).
+    #[error("the stored kubeconfig is not usable: {0}")]
+    Kubeconfig(#[from] kubeconfig::KubeconfigError),
     /// A stored value does not have the shape loco wrote (never shows the value).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -78,6 +82,7 @@ impl DbError {
             DbError::InvalidTransition { .. } => "invalid_status_transition",
             DbError::Corrupt(_) => "stored_data_corrupt",
             DbError::Crypto(e) => e.reason(),
+            DbError::Kubeconfig(e) => e.reason(),
             DbError::Query(_) => "database_error",
         }
     }

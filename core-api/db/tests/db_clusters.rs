@@ -6,6 +6,7 @@ mod db_support;
 use db_support::*;
 use loco_crypto::{Kek, Secret};
 use loco_db::clusters::{self, Health};
+use loco_db::kubeconfig::InlineKubeconfig;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "loco_db::MIGRATOR")]
@@ -19,7 +20,7 @@ async fn credentials_are_sealed_and_health_is_recorded(pool: PgPool) {
     );
     assert_eq!(clusters::list_regions(&pool).await.unwrap().len(), 1);
 
-    clusters::set_credentials(&pool, &kek, t.cluster, &Secret::new("new-kubeconfig"))
+    clusters::set_credentials(&pool, &kek, t.cluster, &InlineKubeconfig::parse(Secret::new("new-kubeconfig")).unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -60,9 +61,55 @@ async fn credentials_are_sealed_and_health_is_recorded(pool: PgPool) {
         region,
         "acme-cluster",
         "https://x",
-        &Secret::new("k"),
+        &InlineKubeconfig::parse(Secret::new("k")).unwrap(),
     )
     .await
     .unwrap_err();
     assert_eq!(err.reason(), "cluster_name_taken");
+}
+
+/// Finding: a kubeconfig with `exec` or file references was refused only by the
+/// `clusters add` CLI. Now the type every store and use goes through refuses it, and a
+/// row that holds one anyway (written by an older loco, or by hand) is refused on read,
+/// which is what the deploy engine's cluster client cache reads.
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
+async fn a_kubeconfig_that_runs_a_plugin_or_reads_a_file_is_never_stored_or_used(pool: PgPool) {
+    let kek = Kek::generate().unwrap();
+    let t = tenant(&pool, &kek, "acme").await;
+    let exec = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    exec:\n      command: /bin/sh\n      args: [-c, id]\n";
+    let e = InlineKubeconfig::parse(Secret::new(exec)).unwrap_err();
+    assert_eq!(e.reason(), "kubeconfig_not_inline");
+
+    // A row sealed with the exec kubeconfig, bypassing every writer.
+    let (ciphertext, nonce, kek_id): (Vec<u8>, Vec<u8>, String) = sqlx::query_as(
+        "SELECT dek_wrapped, dek_nonce, dek_kek_id FROM clusters WHERE id = $1",
+    )
+    .bind(t.cluster)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let dek = kek
+        .unwrap(
+            &loco_crypto::WrappedDek {
+                kek_id,
+                nonce,
+                ciphertext,
+            },
+            loco_crypto::DekOwner::Cluster(t.cluster),
+        )
+        .unwrap();
+    let sealed = dek
+        .seal_cluster_credentials(t.cluster, &Secret::new(exec))
+        .unwrap();
+    sqlx::query(
+        "UPDATE clusters SET credentials_ciphertext = $2, credentials_nonce = $3 WHERE id = $1",
+    )
+    .bind(t.cluster)
+    .bind(sealed.ciphertext)
+    .bind(sealed.nonce)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let e = clusters::credentials(&pool, &kek, t.cluster).await.unwrap_err();
+    assert_eq!(e.reason(), "kubeconfig_not_inline", "{e}");
 }

@@ -53,6 +53,7 @@ impl ClusterClients {
         if let Some(c) = self.lock().get(&cluster_id) {
             return Ok(c.clone());
         }
+        // An InlineKubeconfig: no exec or auth-provider plugin, no file reference.
         let creds = clusters::credentials(db, kek, cluster_id).await?;
         let bad = |cause: String| ClusterError::BadCredentials { cluster_id, cause };
         let kubeconfig = Kubeconfig::from_yaml(creds.expose()).map_err(|e| {
