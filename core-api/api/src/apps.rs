@@ -352,9 +352,8 @@ pub async fn put_env(
         .map(|(name, value)| (name, Secret::new(value)))
         .collect();
 
-    ctx.rate_limits
-        .check(ctx.db(), a.org_id, super::ratelimit::RateAction::Deploy)
-        .await?;
+    // The same gate a deploy passes: an env change is a rolling restart.
+    super::deployments::may_deploy(&ctx, &a).await?;
     let outcome = ctx
         .deployer
         .request_change(&app, Change::Env(env), &a.actor())

@@ -209,8 +209,9 @@ pub struct RevisionList {
 }
 
 /// Who may queue a deployment: member or higher, under the org's deploy rate limit and
-/// (when the org has one) its GitHub collaborator gate.
-async fn may_deploy(ctx: &Ctx, a: &OrgAccess) -> Result<(), ApiError> {
+/// (when the org has one) its GitHub collaborator gate. Every change that starts a
+/// rollout (deploy, env, scale, rollback, sleep, wake) passes here.
+pub(crate) async fn may_deploy(ctx: &Ctx, a: &OrgAccess) -> Result<(), ApiError> {
     a.require(Scope::Write)?;
     ctx.rate_limits
         .check(ctx.db(), a.org_id, RateAction::Deploy)

@@ -837,6 +837,32 @@ async fn the_deploy_gate_admits_collaborators_only_and_fails_closed(pool: PgPool
     assert_eq!(e.reason(), "deploy_gate_not_collaborator");
     assert!(e.to_string().contains("google"), "{e}");
 
+    // Every change that starts a rollout passes the same gate, not only a deploy.
+    let app_id = gated_app(&pool, org, gh_user).await;
+    for (method, what, body) in [
+        (Method::PUT, "env", json!({"A": "1"})),
+        (Method::POST, "scale", json!({"replicas": 2})),
+        (Method::POST, "rollback", json!({})),
+        (Method::POST, "wake", json!({})),
+        (Method::POST, "sleep", json!({})),
+        (Method::POST, "deployments", json!({"image": "team/app:v1"})),
+    ] {
+        let r = call(
+            &app,
+            method,
+            &format!("/v1/orgs/{org}/apps/{app_id}/{what}"),
+            Some(&owner_tok),
+            Some(body),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::FORBIDDEN, "deploy_gate_not_collaborator"),
+            "{what}: {}",
+            r.text
+        );
+    }
+
     // A collaborator of the second repository deploys.
     s.script()
         .collaborators
@@ -879,4 +905,32 @@ async fn the_deploy_gate_admits_collaborators_only_and_fails_closed(pool: PgPool
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     check_deploy_gate(&cold, org, google_user).await.unwrap();
+}
+
+/// An app of `org` (on a cluster and workspace of its own), never deployed.
+async fn gated_app(pool: &PgPool, org: i64, user: i64) -> i64 {
+    use loco_db::{apps, clusters, events::Actor, kubeconfig::InlineKubeconfig, workspaces};
+    let mut tx = pool.begin().await.unwrap();
+    let region = clusters::upsert_region(&mut *tx, "hetzner", "fsn1").await.unwrap();
+    let kubeconfig = InlineKubeconfig::parse(Secret::new("apiVersion: v1\nkind: Config\n")).unwrap();
+    let cluster = clusters::create(&mut tx, &kek(), region, "gated", "https://127.0.0.1:6443", &kubeconfig)
+        .await
+        .unwrap();
+    let actor = Actor::User(user);
+    let ws = workspaces::create(&mut tx, org, cluster, "default", &actor).await.unwrap();
+    let app = apps::NewApp {
+        org_id: org,
+        workspace_id: ws,
+        name: "web",
+        kind: "service",
+        host: "web.deploy-app.com",
+        path_prefix: "/",
+        ports: json!([{"name": "http", "port": 8080, "protocol": "http", "routed": true}]),
+        sleep_enabled: false,
+        sleep_idle_window_seconds: 1800,
+        grpc_services: &[],
+    };
+    let id = apps::create(&mut tx, &kek(), &app, &actor).await.unwrap();
+    tx.commit().await.unwrap();
+    id
 }
