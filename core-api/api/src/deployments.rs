@@ -62,6 +62,15 @@ impl From<RequestError> for ApiError {
                 message,
                 next_step,
             },
+            RequestError::Forbidden {
+                reason,
+                message,
+                next_step,
+            } => ApiError::Forbidden {
+                reason,
+                message,
+                next_step,
+            },
             RequestError::Unavailable {
                 reason,
                 message,

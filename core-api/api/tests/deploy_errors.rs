@@ -52,3 +52,36 @@ async fn a_database_failure_mid_deployment_shows_loco_words_and_the_id_only(pool
     let events = d.json["events"].as_array().unwrap();
     assert!(!events.is_empty(), "{}", d.text);
 }
+
+/// On the platform's registry a repository belongs to the org named by its first path
+/// component: org acme naming bolt's repository is refused (403) before the registry is
+/// asked, with a next step.
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
+async fn another_orgs_repository_on_the_platform_registry_is_refused(pool: PgPool) {
+    let t = tenant(&pool, &kek(), "acme").await;
+    let mut tx = pool.begin().await.unwrap();
+    let new = db_support::new_app(&t, "web", "web.deploy-app.com", "/");
+    let app_id = loco_db::apps::create(&mut tx, &kek(), &new, &t.actor()).await.unwrap();
+    tx.commit().await.unwrap();
+    let spec = "[Metadata]\nName = \"web\"\n[Routing]\nPort = 8080\n[Health]\nPath = \"/health\"\n";
+    let app = loco_http::router(ctx(&pool));
+    let tok = token(&pool, t.org, t.user).await;
+    let platform = loco_deploy::RegistryConfig::default().default_registry;
+    for image in [format!("{platform}/bolt/web:v1"), "bolt/web:v1".to_owned(), format!("{platform}/acme-evil/web:v1")] {
+        let r = api_support::call(
+            &app,
+            axum::http::Method::POST,
+            &format!("/v1/orgs/{}/apps/{app_id}/deployments", t.org),
+            Some(&tok),
+            Some(serde_json::json!({"image": image, "spec": spec})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (axum::http::StatusCode::FORBIDDEN, "image_not_owned"),
+            "{image}: {}",
+            r.text
+        );
+        assert!(r.json["next_step"].as_str().unwrap().contains("acme/"), "{}", r.text);
+    }
+}

@@ -146,10 +146,10 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let app_id = r.json["id"].as_i64().unwrap();
     let ns = format!("wks-{}-app-{app_id}", t.workspace);
-    let repo = format!("loco-test/{name}");
+    let repo = format!("acme/{name}");
     let v1 = push_image(&repo, "v1", 64).await;
     let v2 = push_image(&repo, "v2", 64).await;
-    let never_ready = push_image(&format!("loco-test/never-ready-{u}"), "v1", 64).await;
+    let never_ready = push_image(&format!("acme/never-ready-{u}"), "v1", 64).await;
     let reg = registry_host();
     let deployments = format!("/v1/orgs/{org}/apps/{app_id}/deployments");
     let canary = format!("canary-{}", unique());
@@ -323,7 +323,7 @@ async fn deploy_env_scale_failed_rollout_rollback_sleep_wake_and_delete(pool: Pg
         Method::POST,
         &deployments,
         Some(&tok),
-        Some(json!({"image": format!("{reg}/loco-test/never-ready-{u}:v1")})),
+        Some(json!({"image": format!("{reg}/acme/never-ready-{u}:v1")})),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -520,7 +520,7 @@ async fn refused_at_the_door_missing_image_oversized_image_bad_spec_and_no_room(
     let app_id = r.json["id"].as_i64().unwrap();
     let deployments = format!("/v1/orgs/{org}/apps/{app_id}/deployments");
     let reg = registry_host();
-    let repo = format!("loco-test/{name}");
+    let repo = format!("bolt/{name}");
     push_image(&repo, "small", 64).await;
     push_image(&repo, "big", 8192).await;
 
@@ -661,13 +661,13 @@ async fn two_workspaces_get_their_own_network_policies(pool: PgPool) {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let app_id = r.json["id"].as_i64().unwrap();
-        push_image(&format!("loco-test/{name}"), "v1", 64).await;
+        push_image(&format!("duo/{name}"), "v1", 64).await;
         let r = call(
             &app,
             Method::POST,
             &format!("/v1/orgs/{org}/apps/{app_id}/deployments"),
             Some(&tok),
-            Some(json!({"image": format!("{reg}/loco-test/{name}:v1"), "spec": spec(&name, "")})),
+            Some(json!({"image": format!("{reg}/duo/{name}:v1"), "spec": spec(&name, "")})),
         )
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

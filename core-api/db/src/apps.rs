@@ -75,7 +75,12 @@ pub async fn create(
     .await
     .map_err(|e| match e.as_database_error() {
         // The workspace is missing or another org's: the composite key refuses both.
-        Some(db) if db.is_foreign_key_violation() => DbError::NotFound("workspace"),
+        // The host is claimed by another workspace (migration 0007): host_taken.
+        Some(db)
+            if db.is_foreign_key_violation() && db.constraint() != Some("apps_host_claim_fkey") =>
+        {
+            DbError::NotFound("workspace")
+        }
         _ => DbError::from(e),
     })?;
     insert_grpc_services(tx, id, app.grpc_services).await?;

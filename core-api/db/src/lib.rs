@@ -11,6 +11,7 @@ pub mod clusters;
 pub mod deployments;
 pub mod events;
 pub mod gc;
+pub mod images;
 pub mod keys;
 pub mod kubeconfig;
 pub mod orgs;
@@ -91,6 +92,11 @@ impl DbError {
 /// Unique indexes of the data model and what a user is told when one refuses a write.
 const CONFLICTS: &[(&str, &str, &str)] = &[
     (
+        "apps_host_claim_fkey",
+        "host_taken",
+        "this host belongs to another workspace: only apps of the workspace that claimed it can add path prefixes on it; choose another host",
+    ),
+    (
         "apps_route_uniq",
         "route_taken",
         "another app already serves this host and path prefix; choose another host or path prefix",
@@ -138,7 +144,7 @@ impl From<sqlx::Error> for DbError {
             return DbError::NotFound("row");
         }
         if let Some(db) = e.as_database_error()
-            && db.is_unique_violation()
+            && (db.is_unique_violation() || db.is_foreign_key_violation())
             && let Some(&(_, reason, message)) = CONFLICTS
                 .iter()
                 .find(|(name, _, _)| db.constraint() == Some(name))

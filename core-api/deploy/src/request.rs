@@ -47,6 +47,13 @@ pub enum RequestError {
         message: String,
         next_step: String,
     },
+    /// The caller may not use this (another org's image).
+    #[error("{message}")]
+    Forbidden {
+        reason: &'static str,
+        message: String,
+        next_step: String,
+    },
     /// The cluster or another dependency cannot do it now.
     #[error("{message}")]
     Unavailable {
@@ -185,7 +192,7 @@ impl Deployer {
             }
         };
         let image = match (&req.image, &base) {
-            (Some(reference), _) => Some(self.resolve(reference).await?),
+            (Some(reference), _) => Some(self.resolve(app, reference).await?),
             (None, Some(_)) => None,
             (None, None) => {
                 return Err(invalid(
@@ -472,7 +479,7 @@ impl Deployer {
         Ok(out)
     }
 
-    async fn resolve(&self, reference: &str) -> Result<ResolvedImage, RequestError> {
+    async fn resolve(&self, app: &apps::App, reference: &str) -> Result<ResolvedImage, RequestError> {
         let image = ImageRef::parse(reference, &self.config.registry.default_registry).map_err(|e| {
             invalid(
                 "image",
@@ -480,6 +487,27 @@ impl Deployer {
                 "send a reference like registry.deploy-app.com/team/app:v1 or ...@sha256:<digest>",
             )
         })?;
+        // On the platform's registry a repository belongs to the org whose name is its
+        // first path component (org names are unique in the database); one pull
+        // credential reads every repository there, so this check is what keeps org B
+        // from running org A's private image. Checked before the registry is asked.
+        if self.config.registry.is_platform(&image.registry) {
+            let org = loco_db::orgs::get_org(&self.db, app.org_id).await?;
+            let prefix = format!("{}/", org.name);
+            if !image.repository.starts_with(&prefix) {
+                return Err(RequestError::Forbidden {
+                    reason: "image_not_owned",
+                    message: format!(
+                        "{} is not a repository of org {}: on {} an org deploys only repositories under {prefix}",
+                        image.repository, org.name, image.registry
+                    ),
+                    next_step: format!(
+                        "push the image to {}/{prefix}<name> and deploy that reference",
+                        image.registry
+                    ),
+                });
+            }
+        }
         Ok(self.registry.resolve(&image).await?)
     }
 }
@@ -551,23 +579,18 @@ async fn record_image(tx: &mut Tx<'_>, app: &apps::App, i: &ResolvedImage) -> Re
         format!("sha256-{}", &i.digest["sha256:".len()..][..16])
     });
     let repository = format!("{}/{}", i.reference.registry, i.reference.repository);
-    sqlx::query!(
-        "INSERT INTO images (org_id, app_id, repository, tag, digest, size_bytes, pushed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now())
-         ON CONFLICT (repository, tag) DO UPDATE
-            SET digest = EXCLUDED.digest, size_bytes = EXCLUDED.size_bytes,
-                app_id = EXCLUDED.app_id,
-                pushed_at = CASE WHEN images.digest = EXCLUDED.digest THEN images.pushed_at ELSE now() END",
-        app.org_id,
-        app.id,
-        repository,
-        tag,
-        i.digest,
-        i64::try_from(i.size_bytes).unwrap_or(i64::MAX)
+    loco_db::images::record(
+        tx,
+        &loco_db::images::NewImage {
+            org_id: app.org_id,
+            app_id: app.id,
+            repository: &repository,
+            tag: &tag,
+            digest: &i.digest,
+            size_bytes: i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
+        },
     )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A loco.toml deployed to an app must describe that app: same name and route.
