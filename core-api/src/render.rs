@@ -79,6 +79,22 @@ pub struct RenderSettingsArgs {
     /// Injected into apps as LOCO_TRACING_ENDPOINT.
     #[arg(long, env = "LOCO_TRACING_ENDPOINT", default_value = "")]
     pub tracing_endpoint: String,
+    /// Size limit of every app's /tmp (an emptyDir), a Kubernetes quantity.
+    #[arg(long, env = "LOCO_TMP_SIZE_LIMIT", default_value = "256Mi")]
+    pub tmp_size_limit: String,
+    /// Whether app pods may open connections to the internet (DNS and their own
+    /// workspace are always allowed).
+    #[arg(long, env = "LOCO_EGRESS_INTERNET", default_value_t = true, action = clap::ArgAction::Set)]
+    pub egress_internet: bool,
+    /// Address ranges app pods may never reach (comma-separated IPv4/IPv6 CIDRs): the
+    /// metadata endpoints and the nodes', Pods', Services' and control plane's ranges.
+    /// Default: link-local (with 169.254.169.254), the private ranges, fd00:ec2::254.
+    #[arg(long, env = "LOCO_EGRESS_DENIED_CIDRS", value_delimiter = ',',
+          default_values_t = loco_render::DEFAULT_EGRESS_DENIED.iter().map(|s| s.parse::<ipnet::IpNet>().unwrap()))]
+    pub egress_denied_cidrs: Vec<ipnet::IpNet>,
+    /// Namespace of the cluster DNS (pods labelled k8s-app=kube-dns) app pods may ask.
+    #[arg(long, env = "LOCO_EGRESS_DNS_NAMESPACE", default_value = "kube-system")]
+    pub egress_dns_namespace: String,
 }
 
 impl RenderSettingsArgs {
@@ -89,6 +105,12 @@ impl RenderSettingsArgs {
             metrics_endpoint: self.metrics_endpoint.clone(),
             tracing_endpoint: self.tracing_endpoint.clone(),
             backend_traffic_policy: self.backend_traffic_policy,
+            tmp_size_limit: self.tmp_size_limit.clone(),
+            egress: loco_render::EgressSettings {
+                internet: self.egress_internet,
+                denied_cidrs: self.egress_denied_cidrs.iter().map(|c| c.to_string()).collect(),
+                dns_namespace: self.egress_dns_namespace.clone(),
+            },
             ..RenderSettings::default()
         }
     }

@@ -125,6 +125,51 @@ pub struct RenderSettings {
     pub extra_ingress_namespaces: Vec<String>,
     /// Mount the root filesystem read-only (with a writable emptyDir at /tmp).
     pub read_only_root_filesystem: bool,
+    /// Size limit of the /tmp emptyDir (a Kubernetes quantity): a full /tmp evicts the
+    /// pod instead of filling the node's disk.
+    pub tmp_size_limit: String,
+    /// Egress from app pods: DNS, the same workspace, and (when allowed) the internet
+    /// minus `denied_cidrs`.
+    pub egress: EgressSettings,
+}
+
+/// What app pods may connect to. Everything not allowed here is refused by the
+/// namespace's NetworkPolicies (where the CNI enforces them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressSettings {
+    /// Allow the internet (0.0.0.0/0 and ::/0 minus `denied_cidrs`). The roadmap asks
+    /// for per-org control later; off means DNS and the workspace only.
+    pub internet: bool,
+    /// Ranges refused even when the internet is allowed: the metadata endpoints and the
+    /// nodes', Pods', Services' and control plane's ranges. IPv4 and IPv6 CIDRs.
+    pub denied_cidrs: Vec<String>,
+    /// Namespace of the cluster DNS (pods labelled `k8s-app=kube-dns`).
+    pub dns_namespace: String,
+}
+
+/// The metadata endpoints (AWS, GCP, Azure, ... at 169.254.169.254; AWS's IPv6 one)
+/// inside the link-local ranges, and the private ranges clusters put nodes, Pods,
+/// Services and control planes in. Operators replace the list with their own ranges.
+pub const DEFAULT_EGRESS_DENIED: &[&str] = &[
+    "169.254.0.0/16",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "fd00:ec2::254/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        EgressSettings {
+            internet: true,
+            denied_cidrs: DEFAULT_EGRESS_DENIED.iter().map(|s| s.to_string()).collect(),
+            dns_namespace: "kube-system".to_owned(),
+        }
+    }
 }
 
 impl Default for RenderSettings {
@@ -140,6 +185,8 @@ impl Default for RenderSettings {
             backend_traffic_policy: false,
             extra_ingress_namespaces: Vec::new(),
             read_only_root_filesystem: true,
+            tmp_size_limit: "256Mi".to_owned(),
+            egress: EgressSettings::default(),
         }
     }
 }

@@ -38,7 +38,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-pub use input::{ChecksumKey, PullCredential, RenderInput, RenderSettings, SiblingApp};
+pub use input::{
+    ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, PullCredential, RenderInput, RenderSettings,
+    SiblingApp,
+};
 pub use object::{Object, ObjectRef, Phase, REDACTED, Rendered, RenderedObject, Secrets};
 
 /// Name of the Deployment, Service, ServiceAccount, HPA and routes in an app's namespace.

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -103,7 +104,70 @@ pub(super) fn network_policies(cx: &Cx) -> Vec<NetworkPolicy> {
                 .collect(),
         ));
     }
+    out.push(egress(cx));
     out
+}
+
+/// Egress: to the cluster DNS, to the same workspace, and to the internet minus the
+/// denied ranges (metadata endpoints, nodes, Pods and Services of other workspaces, the
+/// control plane). Rules are a union: the workspace rule admits its own Pods even
+/// though the Pod range is denied as an address block.
+fn egress(cx: &Cx) -> NetworkPolicy {
+    let e = &cx.settings().egress;
+    let dns_ports = ["UDP", "TCP"]
+        .into_iter()
+        .map(|protocol| NetworkPolicyPort {
+            port: Some(IntOrString::Int(53)),
+            protocol: Some(protocol.to_owned()),
+            end_port: None,
+        })
+        .collect();
+    let mut dns_peer = namespaces_labelled(LABEL_NAMESPACE_NAME, &e.dns_namespace);
+    dns_peer.pod_selector = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "k8s-app".to_owned(),
+            "kube-dns".to_owned(),
+        )])),
+        match_expressions: None,
+    });
+    let mut rules = vec![
+        NetworkPolicyEgressRule {
+            to: Some(vec![dns_peer]),
+            ports: Some(dns_ports),
+        },
+        NetworkPolicyEgressRule {
+            to: Some(vec![namespaces_labelled(
+                LABEL_WORKSPACE,
+                &cx.input.workspace_id.to_string(),
+            )]),
+            ports: None,
+        },
+    ];
+    if e.internet {
+        let (v6, v4): (Vec<&String>, Vec<&String>) =
+            e.denied_cidrs.iter().partition(|c| c.contains(':'));
+        let block = |cidr: &str, except: Vec<&String>| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.to_owned(),
+                except: (!except.is_empty())
+                    .then(|| except.into_iter().cloned().collect()),
+            }),
+            ..NetworkPolicyPeer::default()
+        };
+        rules.push(NetworkPolicyEgressRule {
+            to: Some(vec![block("0.0.0.0/0", v4), block("::/0", v6)]),
+            ports: None,
+        });
+    }
+    NetworkPolicy {
+        metadata: cx.meta("egress"),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Egress".to_owned()]),
+            ingress: None,
+            egress: Some(rules),
+        }),
+    }
 }
 
 /// A ClusterIP Service with every declared port.

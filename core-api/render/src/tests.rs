@@ -113,6 +113,7 @@ fn objects_come_in_apply_order_with_default_deny_first() {
             "NetworkPolicy",
             "NetworkPolicy",
             "NetworkPolicy",
+            "NetworkPolicy",
             "ServiceAccount",
             "Secret",
             "Secret",
@@ -475,4 +476,51 @@ fn to_dynamic_keeps_kind_and_api_version() {
         assert_eq!(t.kind, ar.kind);
         assert_eq!(t.api_version, ar.api_version);
     }
+}
+
+/// Finding: app namespaces allowed all egress (the metadata endpoint, nodes and the
+/// control plane were reachable from any tenant pod) and /tmp had no size limit.
+#[test]
+fn egress_is_dns_the_workspace_and_the_internet_minus_metadata_and_cluster_ranges() {
+    let r = render(&input(WEB)).unwrap();
+    let objs = json_of(&r);
+    let egress = objs
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy" && o["metadata"]["name"] == "egress")
+        .expect("an egress NetworkPolicy");
+    assert_eq!(egress["spec"]["policyTypes"], serde_json::json!(["Egress"]));
+    let rules = egress["spec"]["egress"].as_array().unwrap();
+    assert_eq!(rules[0]["ports"][0]["port"], 53);
+    assert_eq!(
+        rules[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "kube-system"
+    );
+    assert_eq!(
+        rules[1]["to"][0]["namespaceSelector"]["matchLabels"][LABEL_WORKSPACE],
+        "11"
+    );
+    let v4 = &rules[2]["to"][0]["ipBlock"];
+    let v6 = &rules[2]["to"][1]["ipBlock"];
+    assert_eq!(v4["cidr"], "0.0.0.0/0");
+    assert_eq!(v6["cidr"], "::/0");
+    let except = |b: &serde_json::Value| -> Vec<String> {
+        b["except"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    for denied in ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
+        assert!(except(v4).contains(&denied.to_owned()), "{denied} reachable: {v4}");
+    }
+    assert!(except(v6).contains(&"fd00:ec2::254/128".to_owned()), "{v6}");
+
+    // Internet egress off (the setting the roadmap asks for): DNS and the workspace only.
+    let mut i = input(WEB);
+    i.settings.egress.internet = false;
+    let objs = json_of(&render(&i).unwrap());
+    let egress = objs.iter().find(|o| o["metadata"]["name"] == "egress").unwrap();
+    assert_eq!(egress["spec"]["egress"].as_array().unwrap().len(), 2);
+
+    // /tmp is an emptyDir with a size limit.
+    let deployment = json_of(&r).into_iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["name"], "tmp");
+    assert_eq!(volumes[0]["emptyDir"]["sizeLimit"], "256Mi");
 }

@@ -327,7 +327,10 @@ pub(super) fn deployment(cx: &Cx, env_secret: Option<&str>) -> Result<Deployment
         volumes: read_only.then(|| {
             vec![Volume {
                 name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: None,
+                    size_limit: Some(Quantity(cx.settings().tmp_size_limit.clone())),
+                }),
                 ..Volume::default()
             }]
         }),
