@@ -108,7 +108,11 @@ impl RenderSettingsArgs {
             tmp_size_limit: self.tmp_size_limit.clone(),
             egress: loco_render::EgressSettings {
                 internet: self.egress_internet,
-                denied_cidrs: self.egress_denied_cidrs.iter().map(|c| c.to_string()).collect(),
+                denied_cidrs: self
+                    .egress_denied_cidrs
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
                 dns_namespace: self.egress_dns_namespace.clone(),
             },
             ..RenderSettings::default()

@@ -911,13 +911,25 @@ async fn the_deploy_gate_admits_collaborators_only_and_fails_closed(pool: PgPool
 async fn gated_app(pool: &PgPool, org: i64, user: i64) -> i64 {
     use loco_db::{apps, clusters, events::Actor, kubeconfig::InlineKubeconfig, workspaces};
     let mut tx = pool.begin().await.unwrap();
-    let region = clusters::upsert_region(&mut *tx, "hetzner", "fsn1").await.unwrap();
-    let kubeconfig = InlineKubeconfig::parse(Secret::new("apiVersion: v1\nkind: Config\n")).unwrap();
-    let cluster = clusters::create(&mut tx, &kek(), region, "gated", "https://127.0.0.1:6443", &kubeconfig)
+    let region = clusters::upsert_region(&mut *tx, "hetzner", "fsn1")
         .await
         .unwrap();
+    let kubeconfig =
+        InlineKubeconfig::parse(Secret::new("apiVersion: v1\nkind: Config\n")).unwrap();
+    let cluster = clusters::create(
+        &mut tx,
+        &kek(),
+        region,
+        "gated",
+        "https://127.0.0.1:6443",
+        &kubeconfig,
+    )
+    .await
+    .unwrap();
     let actor = Actor::User(user);
-    let ws = workspaces::create(&mut tx, org, cluster, "default", &actor).await.unwrap();
+    let ws = workspaces::create(&mut tx, org, cluster, "default", &actor)
+        .await
+        .unwrap();
     let app = apps::NewApp {
         org_id: org,
         workspace_id: ws,

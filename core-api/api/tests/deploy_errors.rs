@@ -36,7 +36,9 @@ async fn a_database_failure_mid_deployment_shows_loco_words_and_the_id_only(pool
         .unwrap()
         .expect("the deployment is runnable");
     assert_eq!(claimed.deployment_id, id);
-    loco_deploy::flow::run(&ctx.deployer, &claimed).await.unwrap();
+    loco_deploy::flow::run(&ctx.deployer, &claimed)
+        .await
+        .unwrap();
 
     let app = loco_http::router(ctx);
     let tok = token(&pool, t.org, t.user).await;
@@ -44,11 +46,21 @@ async fn a_database_failure_mid_deployment_shows_loco_words_and_the_id_only(pool
     assert_eq!(d.json["status"], "failed", "{}", d.text);
     assert_eq!(d.json["reason"], "database_error", "{}", d.text);
     let shown = d.text.to_lowercase();
-    for leak in ["gone", "column", "credentials_ciphertext", "sqlx", "database returned", "does not exist"] {
+    for leak in [
+        "gone",
+        "column",
+        "credentials_ciphertext",
+        "sqlx",
+        "database returned",
+        "does not exist",
+    ] {
         assert!(!shown.contains(leak), "the API shows {leak:?}: {}", d.text);
     }
     let message = d.json["message"].as_str().unwrap();
-    assert!(message.contains(&format!("deployment id {id}")), "{message}");
+    assert!(
+        message.contains(&format!("deployment id {id}")),
+        "{message}"
+    );
     let events = d.json["events"].as_array().unwrap();
     assert!(!events.is_empty(), "{}", d.text);
 }
@@ -61,13 +73,19 @@ async fn another_orgs_repository_on_the_platform_registry_is_refused(pool: PgPoo
     let t = tenant(&pool, &kek(), "acme").await;
     let mut tx = pool.begin().await.unwrap();
     let new = db_support::new_app(&t, "web", "web.deploy-app.com", "/");
-    let app_id = loco_db::apps::create(&mut tx, &kek(), &new, &t.actor()).await.unwrap();
+    let app_id = loco_db::apps::create(&mut tx, &kek(), &new, &t.actor())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let spec = "[Metadata]\nName = \"web\"\n[Routing]\nPort = 8080\n[Health]\nPath = \"/health\"\n";
     let app = loco_http::router(ctx(&pool));
     let tok = token(&pool, t.org, t.user).await;
     let platform = loco_deploy::RegistryConfig::default().default_registry;
-    for image in [format!("{platform}/bolt/web:v1"), "bolt/web:v1".to_owned(), format!("{platform}/acme-evil/web:v1")] {
+    for image in [
+        format!("{platform}/bolt/web:v1"),
+        "bolt/web:v1".to_owned(),
+        format!("{platform}/acme-evil/web:v1"),
+    ] {
         let r = api_support::call(
             &app,
             axum::http::Method::POST,
@@ -82,6 +100,10 @@ async fn another_orgs_repository_on_the_platform_registry_is_refused(pool: PgPoo
             "{image}: {}",
             r.text
         );
-        assert!(r.json["next_step"].as_str().unwrap().contains("acme/"), "{}", r.text);
+        assert!(
+            r.json["next_step"].as_str().unwrap().contains("acme/"),
+            "{}",
+            r.text
+        );
     }
 }

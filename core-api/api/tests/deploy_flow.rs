@@ -698,14 +698,17 @@ async fn two_workspaces_get_their_own_network_policies(pool: PgPool) {
         // Egress as the API server stored it (kwok's bed does not enforce it): DNS, the
         // workspace, and the internet minus the metadata endpoint and private ranges.
         let egress = policies.get("egress").await.unwrap();
-        let rules = serde_json::to_value(&egress.spec.unwrap().egress.unwrap()).unwrap();
+        let rules = serde_json::to_value(egress.spec.unwrap().egress.unwrap()).unwrap();
         assert_eq!(
             rules[1]["to"][0]["namespaceSelector"]["matchLabels"]["loco.deploy-app.com/workspace"],
             ws.to_string(),
             "{rules}"
         );
         let except = rules[2]["to"][0]["ipBlock"]["except"].to_string();
-        assert!(except.contains("169.254.0.0/16") && except.contains("10.0.0.0/8"), "{rules}");
+        assert!(
+            except.contains("169.254.0.0/16") && except.contains("10.0.0.0/8"),
+            "{rules}"
+        );
     }
     for (_, app_id, _) in &queued {
         let r = call(

@@ -118,9 +118,9 @@ async fn the_api_server_refuses_what_loco_never_does_when_asked_as_loco_api() {
         dry_run: true,
         ..PostParams::default()
     };
-    let refused = |r: Result<Service, kube::Error>| match r {
-        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("ValidatingAdmissionPolicy") => true,
-        _ => false,
+    let refused = |r: Result<Service, kube::Error>| {
+        matches!(r, Err(kube::Error::Api(s))
+            if s.code == 403 && s.message.contains("ValidatingAdmissionPolicy"))
     };
 
     // An app namespace loco-api may create (the admin removes it at the end).
@@ -151,11 +151,16 @@ async fn the_api_server_refuses_what_loco_never_does_when_asked_as_loco_api() {
     }
     let in_app = Api::<Service>::namespaced(client.clone(), &app_ns);
     // Without loco's label, even in an app namespace: refused.
-    let r = in_app.create(&dry, &service(&app_ns, serde_json::json!({}))).await;
+    let r = in_app
+        .create(&dry, &service(&app_ns, serde_json::json!({})))
+        .await;
     assert!(refused(r), "an unlabelled Service was admitted");
     // Taking over an object loco did not create (the admin made it): refused.
     Api::<Service>::namespaced(admin.clone(), &app_ns)
-        .create(&PostParams::default(), &service(&app_ns, serde_json::json!({})))
+        .create(
+            &PostParams::default(),
+            &service(&app_ns, serde_json::json!({})),
+        )
         .await
         .unwrap();
     let take_over = in_app
@@ -169,7 +174,10 @@ async fn the_api_server_refuses_what_loco_never_does_when_asked_as_loco_api() {
     // What loco does is admitted.
     let mut own = service(&app_ns, labelled.clone());
     own.metadata.name = Some("own".into());
-    in_app.create(&dry, &own).await.expect("a labelled Service in an app namespace");
+    in_app
+        .create(&dry, &own)
+        .await
+        .expect("a labelled Service in an app namespace");
     // A pod template with another ServiceAccount than the app's own: refused.
     let deployment = |sa: &str| -> Deployment {
         serde_json::from_value(serde_json::json!({

@@ -118,7 +118,10 @@ mod tests {
             ("    token: abc\n", "    tokenFile: /var/run/token\n"),
             ("    token: abc\n", "    client-certificate: /c.pem\n"),
             ("    token: abc\n", "    client-key: /k.pem\n"),
-            ("    certificate-authority-data: QUJD\n", "    certificate-authority: /ca\n"),
+            (
+                "    certificate-authority-data: QUJD\n",
+                "    certificate-authority: /ca\n",
+            ),
         ] {
             let bad = INLINE.replace(from, to);
             let e = InlineKubeconfig::parse(Secret::new(bad)).unwrap_err();

@@ -44,9 +44,14 @@ async fn a_secret_written_through_the_api_is_nowhere_in_the_dump_or_debug_output
     let t = tenant(&pool, &kek, "acme").await;
     let app = app(&pool, &kek, &t, "web").await;
     let rev = revision_with_env(&pool, &kek, app, &[("API_KEY", &env_value)]).await;
-    clusters::set_credentials(&pool, &kek, t.cluster, &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new(cluster_secret.clone())).unwrap())
-        .await
-        .unwrap();
+    clusters::set_credentials(
+        &pool,
+        &kek,
+        t.cluster,
+        &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new(cluster_secret.clone())).unwrap(),
+    )
+    .await
+    .unwrap();
 
     // The values are really there: they decrypt.
     let mut conn = pool.acquire().await.unwrap();

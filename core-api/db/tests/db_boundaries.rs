@@ -12,7 +12,14 @@ use loco_db::images::{self, NewImage};
 use loco_db::workspaces;
 use sqlx::PgPool;
 
-async fn add_app(pool: &PgPool, kek: &Kek, t: &Tenant, name: &str, host: &str, path: &str) -> Result<i64, loco_db::DbError> {
+async fn add_app(
+    pool: &PgPool,
+    kek: &Kek,
+    t: &Tenant,
+    name: &str,
+    host: &str,
+    path: &str,
+) -> Result<i64, loco_db::DbError> {
     let mut tx = pool.begin().await.unwrap();
     let id = apps::create(&mut tx, kek, &new_app(t, name, host, path), &t.actor()).await?;
     tx.commit().await.unwrap();
@@ -28,7 +35,9 @@ async fn a_host_belongs_to_the_workspace_that_claimed_it(pool: PgPool) {
     let shop = add_app(&pool, &kek, &a, "shop", host, "/").await.unwrap();
 
     // Another org cannot add a longer prefix on the host and take its /api traffic.
-    let e = add_app(&pool, &kek, &b, "thief", host, "/api").await.unwrap_err();
+    let e = add_app(&pool, &kek, &b, "thief", host, "/api")
+        .await
+        .unwrap_err();
     assert_eq!(e.reason(), "host_taken", "{e}");
     // Nor can another workspace of the same org (by default a host is per workspace).
     let mut tx = pool.begin().await.unwrap();
@@ -40,7 +49,9 @@ async fn a_host_belongs_to_the_workspace_that_claimed_it(pool: PgPool) {
         workspace: other_ws,
         ..a
     };
-    let e = add_app(&pool, &kek, &staging, "api", host, "/api").await.unwrap_err();
+    let e = add_app(&pool, &kek, &staging, "api", host, "/api")
+        .await
+        .unwrap_err();
     assert_eq!(e.reason(), "host_taken", "{e}");
     // The claiming workspace adds prefixes freely.
     let api = add_app(&pool, &kek, &a, "api", host, "/api").await.unwrap();
@@ -74,7 +85,9 @@ async fn an_image_record_never_changes_org_or_app(pool: PgPool) {
     let d2 = "sha256:0000000000000000000000000000000000000000000000000000000000000002";
     for (org, app, digest) in [(a.org, app_a, DIGEST), (b.org, app_b, d2)] {
         let mut tx = pool.begin().await.unwrap();
-        images::record(&mut tx, &image(org, app, digest)).await.unwrap();
+        images::record(&mut tx, &image(org, app, digest))
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     let rows: Vec<(i64, Option<i64>, String)> =
@@ -100,7 +113,10 @@ async fn an_image_record_never_changes_org_or_app(pool: PgPool) {
             .execute(&pool)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("never changes org or app"), "{change}: {e}");
+        assert!(
+            e.to_string().contains("never changes org or app"),
+            "{change}: {e}"
+        );
     }
     // Deleting the app keeps the record (the janitor still collects it), without app.
     sqlx::query("DELETE FROM apps WHERE id = $1")

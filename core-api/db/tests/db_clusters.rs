@@ -20,9 +20,14 @@ async fn credentials_are_sealed_and_health_is_recorded(pool: PgPool) {
     );
     assert_eq!(clusters::list_regions(&pool).await.unwrap().len(), 1);
 
-    clusters::set_credentials(&pool, &kek, t.cluster, &InlineKubeconfig::parse(Secret::new("new-kubeconfig")).unwrap())
-        .await
-        .unwrap();
+    clusters::set_credentials(
+        &pool,
+        &kek,
+        t.cluster,
+        &InlineKubeconfig::parse(Secret::new("new-kubeconfig")).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         clusters::credentials(&pool, &kek, t.cluster)
             .await
@@ -81,13 +86,12 @@ async fn a_kubeconfig_that_runs_a_plugin_or_reads_a_file_is_never_stored_or_used
     assert_eq!(e.reason(), "kubeconfig_not_inline");
 
     // A row sealed with the exec kubeconfig, bypassing every writer.
-    let (ciphertext, nonce, kek_id): (Vec<u8>, Vec<u8>, String) = sqlx::query_as(
-        "SELECT dek_wrapped, dek_nonce, dek_kek_id FROM clusters WHERE id = $1",
-    )
-    .bind(t.cluster)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (ciphertext, nonce, kek_id): (Vec<u8>, Vec<u8>, String) =
+        sqlx::query_as("SELECT dek_wrapped, dek_nonce, dek_kek_id FROM clusters WHERE id = $1")
+            .bind(t.cluster)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     let dek = kek
         .unwrap(
             &loco_crypto::WrappedDek {
@@ -110,6 +114,8 @@ async fn a_kubeconfig_that_runs_a_plugin_or_reads_a_file_is_never_stored_or_used
     .execute(&pool)
     .await
     .unwrap();
-    let e = clusters::credentials(&pool, &kek, t.cluster).await.unwrap_err();
+    let e = clusters::credentials(&pool, &kek, t.cluster)
+        .await
+        .unwrap_err();
     assert_eq!(e.reason(), "kubeconfig_not_inline", "{e}");
 }

@@ -11,31 +11,31 @@ use ipnet::IpNet;
 /// Ranges that are never the public internet (RFC 6890 and friends), checked before the
 /// operator's own list (the cluster's Pod, Service and node ranges).
 const NOT_PUBLIC: &[&str] = &[
-    "0.0.0.0/8",          // "this network"
-    "10.0.0.0/8",         // private
-    "100.64.0.0/10",      // carrier-grade NAT (also some clouds' internal ranges)
-    "127.0.0.0/8",        // loopback
-    "169.254.0.0/16",     // link-local, with the metadata endpoint 169.254.169.254
-    "172.16.0.0/12",      // private
-    "192.0.0.0/24",       // IETF protocol assignments
-    "192.0.2.0/24",       // documentation
-    "192.88.99.0/24",     // 6to4 relay
-    "192.168.0.0/16",     // private
-    "198.18.0.0/15",      // benchmarking
-    "198.51.100.0/24",    // documentation
-    "203.0.113.0/24",     // documentation
-    "224.0.0.0/4",        // multicast
-    "240.0.0.0/4",        // reserved, and broadcast
-    "::/128",             // unspecified
-    "::1/128",            // loopback
-    "64:ff9b::/96",       // NAT64 (maps to IPv4, which may be private)
-    "64:ff9b:1::/48",     // local NAT64
-    "100::/64",           // discard
-    "2001:db8::/32",      // documentation
-    "2002::/16",          // 6to4 (embeds IPv4)
-    "fc00::/7",           // unique local, with AWS's metadata fd00:ec2::254
-    "fe80::/10",          // link-local
-    "ff00::/8",           // multicast
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // carrier-grade NAT (also some clouds' internal ranges)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local, with the metadata endpoint 169.254.169.254
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.88.99.0/24",  // 6to4 relay
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, and broadcast
+    "::/128",          // unspecified
+    "::1/128",         // loopback
+    "64:ff9b::/96",    // NAT64 (maps to IPv4, which may be private)
+    "64:ff9b:1::/48",  // local NAT64
+    "100::/64",        // discard
+    "2001:db8::/32",   // documentation
+    "2002::/16",       // 6to4 (embeds IPv4)
+    "fc00::/7",        // unique local, with AWS's metadata fd00:ec2::254
+    "fe80::/10",       // link-local
+    "ff00::/8",        // multicast
 ];
 
 /// Why an address was refused (for the log; users see one uniform sentence).

@@ -8,12 +8,12 @@
 //! nothing is applied that is not a revision row first. The API, the sleeper and the
 //! resurrector hold a [`Deployer`]; none of them talks to a cluster another way.
 
+pub mod address;
 pub mod cluster;
 pub mod flow;
 pub mod gate;
 pub mod image;
 pub mod input;
-pub mod address;
 pub mod registry;
 pub mod remove;
 pub mod request;

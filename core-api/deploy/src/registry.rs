@@ -247,9 +247,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_ascii_lowercase();
         let this = self.clone();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !this.private_ok.contains(&host) {
                 for a in &addrs {
                     this.filter
@@ -292,7 +291,8 @@ impl RegistryClient {
         // Redirects only within the host a request was checked for.
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             let same = attempt.previous().last().is_some_and(|prev| {
-                prev.scheme() == attempt.url().scheme() && authority(prev) == authority(attempt.url())
+                prev.scheme() == attempt.url().scheme()
+                    && authority(prev) == authority(attempt.url())
             });
             if same && attempt.previous().len() < 5 {
                 attempt.follow()
@@ -391,12 +391,16 @@ impl RegistryClient {
 
     fn check_url(&self, url: &Url, image: &str) -> Result<(), RegistryError> {
         let a = authority(url);
-        if url.scheme() != "https" && !(url.scheme() == "http" && contains(&self.config.insecure, &a))
+        if url.scheme() != "https"
+            && !(url.scheme() == "http" && contains(&self.config.insecure, &a))
         {
             return Err(unresolvable(
                 image,
                 Unresolved::NotAllowed,
-                format!("{} is not HTTPS and {a} is not configured insecure", url.scheme()),
+                format!(
+                    "{} is not HTTPS and {a} is not configured insecure",
+                    url.scheme()
+                ),
             ));
         }
         if contains(&self.config.private_ok, &a) {
@@ -451,10 +455,18 @@ impl RegistryClient {
         match resp.status() {
             s if s.is_success() => {}
             s @ (StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                return Err(unresolvable(&name, Unresolved::NotFound, format!("HTTP {s}")));
+                return Err(unresolvable(
+                    &name,
+                    Unresolved::NotFound,
+                    format!("HTTP {s}"),
+                ));
             }
             s => {
-                return Err(unresolvable(&name, Unresolved::Unreachable, format!("HTTP {s}")));
+                return Err(unresolvable(
+                    &name,
+                    Unresolved::Unreachable,
+                    format!("HTTP {s}"),
+                ));
             }
         }
         let is_json = resp
@@ -496,8 +508,7 @@ impl RegistryClient {
         image: &ImageRef,
         name: &str,
     ) -> Result<Option<Secret>, RegistryError> {
-        let denied =
-            |detail: &str| unresolvable(name, Unresolved::NotFound, detail.to_owned());
+        let denied = |detail: &str| unresolvable(name, Unresolved::NotFound, detail.to_owned());
         let challenge = headers
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
@@ -528,10 +539,15 @@ impl RegistryClient {
             .map(|(_, v)| v.clone())
             .ok_or_else(|| denied("a Bearer challenge without realm"))?;
         let realm = Url::parse(&realm).map_err(|_| {
-            unresolvable(name, Unresolved::NotAllowed, "the realm is not a URL".into())
+            unresolvable(
+                name,
+                Unresolved::NotAllowed,
+                "the realm is not a URL".into(),
+            )
         })?;
         let realm_host = authority(&realm);
-        let platform_realm = platform && realm_host.eq_ignore_ascii_case(self.config.platform_auth());
+        let platform_realm =
+            platform && realm_host.eq_ignore_ascii_case(self.config.platform_auth());
         if !(platform_realm
             || realm_host.eq_ignore_ascii_case(&image.registry)
             || contains(&self.config.auth_hosts, &realm_host))

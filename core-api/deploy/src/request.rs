@@ -479,7 +479,11 @@ impl Deployer {
         Ok(out)
     }
 
-    async fn resolve(&self, app: &apps::App, reference: &str) -> Result<ResolvedImage, RequestError> {
+    async fn resolve(
+        &self,
+        app: &apps::App,
+        reference: &str,
+    ) -> Result<ResolvedImage, RequestError> {
         let image = ImageRef::parse(reference, &self.config.registry.default_registry).map_err(|e| {
             invalid(
                 "image",

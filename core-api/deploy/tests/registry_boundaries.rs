@@ -150,7 +150,11 @@ async fn redirects_to_another_host_are_not_followed() {
     let (elsewhere, seen) = standin(|_| StatusCode::OK.into_response()).await;
     let target = format!("http://{elsewhere}/v2/team/app/manifests/v1");
     let (registry, _) = standin(move |_| {
-        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target.clone())]).into_response()
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, target.clone())],
+        )
+            .into_response()
     })
     .await;
     let e = RegistryClient::new(config(&registry, &[&registry, &elsewhere]))

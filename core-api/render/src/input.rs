@@ -166,7 +166,10 @@ impl Default for EgressSettings {
     fn default() -> Self {
         EgressSettings {
             internet: true,
-            denied_cidrs: DEFAULT_EGRESS_DENIED.iter().map(|s| s.to_string()).collect(),
+            denied_cidrs: DEFAULT_EGRESS_DENIED
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             dns_namespace: "kube-system".to_owned(),
         }
     }

@@ -39,8 +39,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use input::{
-    ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, PullCredential, RenderInput, RenderSettings,
-    SiblingApp,
+    ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, PullCredential, RenderInput,
+    RenderSettings, SiblingApp,
 };
 pub use object::{Object, ObjectRef, Phase, REDACTED, Rendered, RenderedObject, Secrets};
 

@@ -149,8 +149,7 @@ fn egress(cx: &Cx) -> NetworkPolicy {
         let block = |cidr: &str, except: Vec<&String>| NetworkPolicyPeer {
             ip_block: Some(IPBlock {
                 cidr: cidr.to_owned(),
-                except: (!except.is_empty())
-                    .then(|| except.into_iter().cloned().collect()),
+                except: (!except.is_empty()).then(|| except.into_iter().cloned().collect()),
             }),
             ..NetworkPolicyPeer::default()
         };

@@ -504,10 +504,23 @@ fn egress_is_dns_the_workspace_and_the_internet_minus_metadata_and_cluster_range
     assert_eq!(v4["cidr"], "0.0.0.0/0");
     assert_eq!(v6["cidr"], "::/0");
     let except = |b: &serde_json::Value| -> Vec<String> {
-        b["except"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        b["except"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
     };
-    for denied in ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
-        assert!(except(v4).contains(&denied.to_owned()), "{denied} reachable: {v4}");
+    for denied in [
+        "169.254.0.0/16",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    ] {
+        assert!(
+            except(v4).contains(&denied.to_owned()),
+            "{denied} reachable: {v4}"
+        );
     }
     assert!(except(v6).contains(&"fd00:ec2::254/128".to_owned()), "{v6}");
 
@@ -515,11 +528,17 @@ fn egress_is_dns_the_workspace_and_the_internet_minus_metadata_and_cluster_range
     let mut i = input(WEB);
     i.settings.egress.internet = false;
     let objs = json_of(&render(&i).unwrap());
-    let egress = objs.iter().find(|o| o["metadata"]["name"] == "egress").unwrap();
+    let egress = objs
+        .iter()
+        .find(|o| o["metadata"]["name"] == "egress")
+        .unwrap();
     assert_eq!(egress["spec"]["egress"].as_array().unwrap().len(), 2);
 
     // /tmp is an emptyDir with a size limit.
-    let deployment = json_of(&r).into_iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let deployment = json_of(&r)
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
     let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
     assert_eq!(volumes[0]["name"], "tmp");
     assert_eq!(volumes[0]["emptyDir"]["sizeLimit"], "256Mi");

@@ -47,7 +47,10 @@ pub async fn tenant(pool: &PgPool, kek: &Kek, name: &str) -> Tenant {
         region,
         &format!("{name}-cluster"),
         "https://127.0.0.1:6443",
-        &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new("apiVersion: v1\nkind: Config\n")).unwrap(),
+        &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new(
+            "apiVersion: v1\nkind: Config\n",
+        ))
+        .unwrap(),
     )
     .await
     .unwrap();

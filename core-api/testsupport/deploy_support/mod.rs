@@ -115,9 +115,14 @@ pub fn ctx_with(pool: &PgPool, kek: Kek, config: DeployConfig) -> Ctx {
 
 /// Points cluster `cluster_id` at the test bed's API server with `kubeconfig`.
 pub async fn use_test_cluster(pool: &PgPool, kek: &Kek, cluster_id: i64, kubeconfig: &str) {
-    clusters::set_credentials(pool, kek, cluster_id, &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new(kubeconfig)).unwrap())
-        .await
-        .unwrap();
+    clusters::set_credentials(
+        pool,
+        kek,
+        cluster_id,
+        &loco_db::kubeconfig::InlineKubeconfig::parse(Secret::new(kubeconfig)).unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 /// Polls `f` every 200 ms until it returns Some, or panics after `secs`.
