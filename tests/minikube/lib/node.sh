@@ -181,6 +181,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "$pause"
   stream_server_address = "127.0.0.1"
   enable_selinux = false
+  # Sandboxes like this one lack CAP_SYS_RESOURCE: a negative oom_score_adj (kubelet
+  # gives pause -998) fails runc ("failed to update /proc/self/oom_score_adj"). Clamp
+  # containers' scores to containerd's own, as rootless setups do.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -237,7 +241,7 @@ authentication:
   x509: {clientCAFile: $d/ca.crt}
 authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://$NODE_SOCK
-podLogsDirectory: $NODE_DIR/pod-logs
+podLogsDir: $NODE_DIR/pod-logs
 registerWithTaints:
 - {key: loco.deploy-app.com/real-node, value: "true", effect: NoSchedule}
 # A shared test machine: never evict or garbage-collect images because its disk is busy.

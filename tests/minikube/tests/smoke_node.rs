@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
 use loco_minikube_tests::{require_env, unique, wait_for};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const NODE_LABEL: &str = "loco.deploy-app.com/node";
@@ -94,8 +94,10 @@ fn real_node_spec(image: &str, app: &str, extra_env: Value) -> Value {
 }
 
 fn pod(name: &str, spec: Value) -> Pod {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": name}}, "spec": spec}))
-        .unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {"app": name}}, "spec": spec}),
+    )
+    .unwrap()
 }
 
 fn deployment(name: &str, image: &str) -> Deployment {
@@ -313,7 +315,10 @@ async fn pod_for_the_real_node_becomes_ready_there_and_shows_env_names_only() {
         .unwrap();
     assert!(body.contains("app web"), "{body}");
     assert!(body.contains("SMOKE_SECRET"), "{body}");
-    assert!(!body.contains(&secret_value), "the page must never show env values");
+    assert!(
+        !body.contains(&secret_value),
+        "the page must never show env values"
+    );
     let sum = http()
         .get(format!("http://{ip}:8080/env-sha256/SMOKE_SECRET"))
         .send()
@@ -364,7 +369,14 @@ async fn deployment_service_and_route_answer_through_the_gateway() {
     .await;
     assert!(body.contains("path /hello/world"), "{body}");
     // Outside the route's path prefix, and on another host, the gateway has no route.
-    via_gateway(&bed.gateway, &host, "/other", "404 outside the prefix", |s, _| s == 404).await;
+    via_gateway(
+        &bed.gateway,
+        &host,
+        "/other",
+        "404 outside the prefix",
+        |s, _| s == 404,
+    )
+    .await;
     via_gateway(
         &bed.gateway,
         "nobody.loco.test",
@@ -423,17 +435,25 @@ async fn two_routes_on_one_host_reach_their_own_backends() {
         wait_deployment_ready(c, &ns, app).await;
         wait_route_accepted(c, &ns, app).await;
     }
-    via_gateway(&bed.gateway, &host, "/api/users", "/api to the api app", |s, b| {
-        s == 200 && b.contains("app api\n")
-    })
+    via_gateway(
+        &bed.gateway,
+        &host,
+        "/api/users",
+        "/api to the api app",
+        |s, b| s == 200 && b.contains("app api\n"),
+    )
     .await;
     via_gateway(&bed.gateway, &host, "/", "/ to the front app", |s, b| {
         s == 200 && b.contains("app front\n")
     })
     .await;
-    via_gateway(&bed.gateway, &host, "/apiary", "/apiary is not /api", |s, b| {
-        s == 200 && b.contains("app front\n")
-    })
+    via_gateway(
+        &bed.gateway,
+        &host,
+        "/apiary",
+        "/apiary is not /api",
+        |s, b| s == 200 && b.contains("app front\n"),
+    )
     .await;
     delete_namespace(c, &ns).await;
 }
@@ -487,7 +507,10 @@ async fn unhealthy_image_never_becomes_ready() {
     assert_eq!(st.phase.as_deref(), Some("Running"), "{st:?}");
     assert_eq!(ready(&p).as_deref(), Some("False"), "{st:?}");
     let cs = &st.container_statuses.unwrap()[0];
-    assert!(!cs.ready && cs.state.as_ref().unwrap().running.is_some(), "{cs:?}");
+    assert!(
+        !cs.ready && cs.state.as_ref().unwrap().running.is_some(),
+        "{cs:?}"
+    );
     delete_namespace(&bed.client, &ns).await;
 }
 
@@ -515,7 +538,17 @@ async fn killed_container_is_restarted() {
         .trim_start_matches("containerd://")
         .to_string();
     let out = std::process::Command::new("ctr")
-        .args(["--address", &containerd, "-n", "k8s.io", "task", "kill", "-s", "SIGKILL", &id])
+        .args([
+            "--address",
+            &containerd,
+            "-n",
+            "k8s.io",
+            "task",
+            "kill",
+            "-s",
+            "SIGKILL",
+            &id,
+        ])
         .output()
         .expect("running ctr (Debian package containerd)");
     assert!(
@@ -585,7 +618,14 @@ async fn route_in_an_unlabelled_namespace_is_not_attached() {
         conditions["Accepted"].1, "NotAllowedByListeners",
         "{conditions:?}"
     );
-    via_gateway(&bed.gateway, &host, "/", "404 for the unattached route", |s, _| s == 404).await;
+    via_gateway(
+        &bed.gateway,
+        &host,
+        "/",
+        "404 for the unattached route",
+        |s, _| s == 404,
+    )
+    .await;
     delete_namespace(c, &ns).await;
 }
 
@@ -616,7 +656,10 @@ async fn pull_secret_password_decides_the_pull() {
     };
     let password = std::fs::read_to_string(&pw_file).expect("reading the pull password file");
     let c = &bed.client;
-    for (case, pw) in [("good", password.trim().to_string()), ("bad", "wrong-password".to_string())] {
+    for (case, pw) in [
+        ("good", password.trim().to_string()),
+        ("bad", "wrong-password".to_string()),
+    ] {
         let ns = unique(&format!("node-pull-{case}"));
         namespace(c, &ns, false).await;
         Api::<Secret>::namespaced(c.clone(), &ns)
