@@ -143,10 +143,19 @@ down_cgroups() {
       while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$d/cgroup.procs"
     done < <(find "$h$CGROUP_NAME" -type d)
   done
-  sleep 0.2
-  for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-    [ -d "$h$CGROUP_NAME" ] && find "$h$CGROUP_NAME" -depth -type d -exec rmdir {} + 2>/dev/null
+  # A cgroup can be removed only once its last process is gone: retry for a few seconds.
+  local i left
+  for i in $(seq 1 25); do
+    left=0
+    for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+      [ -d "$h$CGROUP_NAME" ] || continue
+      find "$h$CGROUP_NAME" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [ -d "$h$CGROUP_NAME" ] && left=1
+    done
+    [ $left = 0 ] && return 0
+    sleep 0.2
   done
+  say "warning: cgroups /sys/fs/cgroup/*/$CGROUP_NAME could not all be removed"
   return 0
 }
 
@@ -305,14 +314,14 @@ down_real_node() {
       netns+=($(ctr_node containers info "$id" 2>/dev/null | sed -n 's#.*"path": "\(/var/run/netns/cni-[^"]*\)".*#\1#p'))
     done < <(ctr_node containers list -q 2>/dev/null)
     while read -r id; do
-      [ -n "$id" ] && ctr_node tasks delete --force "$id" >/dev/null 2>&1
+      [ -n "$id" ] && { ctr_node tasks delete --force "$id" >/dev/null 2>&1 || true; }
     done < <(ctr_node tasks list -q 2>/dev/null)
     while read -r id; do
-      [ -n "$id" ] && ctr_node containers delete "$id" >/dev/null 2>&1
+      [ -n "$id" ] && { ctr_node containers delete "$id" >/dev/null 2>&1 || true; }
     done < <(ctr_node containers list -q 2>/dev/null)
     stop containerd
     local n
-    for n in "${netns[@]}"; do umount "$n" 2>/dev/null; rm -f "$n"; done
+    for n in "${netns[@]}"; do umount "$n" 2>/dev/null || true; rm -f "$n"; done
   else
     stop containerd
   fi
@@ -320,7 +329,8 @@ down_real_node() {
   # Whatever kubelet and containerd left mounted under the node's directory (volumes,
   # rootfs), deepest first.
   local m
-  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | grep "^$NODE_DIR/" | sort -r)
+  # (kubelet bind-mounts its root directory onto itself.)
+  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | grep "^$NODE_DIR/" | sort -r || true)
   local f
   for f in apiserver registry registry-auth; do stop "fwd-$f-node"; stop "fwd-$f-host"; rm -f "$RUN/fwd-$f.sock"; done
   down_node_net
