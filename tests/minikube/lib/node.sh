@@ -70,8 +70,12 @@ node_packages() { # prints the Debian packages the real node needs and lacks
 }
 
 up_node_net() {
-  local made="$RUN/node-net.made"
-  if [ -e "/run/netns/$NETNS" ] && [ ! -f "$made" ]; then
+  local made="$RUN/node-net.made" ours=""
+  [ -f "$made" ] && read -r ours _ <"$made"
+  if [ -n "$ours" ] && [ "$ours" != "$NETNS" ]; then
+    die "this stack's real node runs in network namespace $ours, not LOCO_STACK_NETNS=$NETNS: run \`stack down\` with the old settings first"
+  fi
+  if [ -e "/run/netns/$NETNS" ] && [ "$ours" != "$NETNS" ]; then
     die "network namespace $NETNS exists but this stack did not make it (another stack?). Choose another: export LOCO_STACK_NETNS=<name> (and LOCO_STACK_HOST_VETH, LOCO_STACK_POD_CIDR, LOCO_STACK_SERVICE_CIDR, LOCO_STACK_NODE_LINK_CIDR)"
   fi
   if [ ! -e "/run/netns/$NETNS" ]; then
