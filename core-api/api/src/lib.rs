@@ -9,7 +9,8 @@
 //! every lookup below it is scoped by that org id, so another tenant's object reads as
 //! not found. Creates return `{id}` only, with 201.
 //!
-//! Not in this slice (issue 5): deployments.
+//! Deployments (deploy, rollback, scale, sleep, wake, revisions, a progress stream) are
+//! queued through the [`Ctx::deployer`]; no handler writes to a cluster itself.
 //!
 //! Logins (GitHub OAuth, Google OIDC), loco sessions (`Credential::Session` in [`auth`])
 //! and the org deploy gate live in [`login`], under `/v1/auth/...`.

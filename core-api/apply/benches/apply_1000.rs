@@ -106,7 +106,7 @@ async fn raw_loop(client: &Client, apps: &[Rendered], concurrency: usize) -> (Du
     let params = PatchParams::apply("raw-bench").force();
     let apply = |o: &loco_render::Object| {
         let body = o.to_dynamic().expect("dynamic");
-        let ar = o.api_resource();
+        let ar = loco_apply::kube_resource(&o.api_resource());
         let api: Api<DynamicObject> = match &o.metadata().namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),

@@ -50,7 +50,7 @@ pub use deploy::DeployReport;
 pub use error::{ApplyError, DeployFailure};
 pub use hash::{ANNOTATION_APPLIED_HASH, applied_hash};
 pub use progress::Progress;
-pub use resource::same_object;
+pub use resource::{kube_resource, same_object};
 
 use loco_render::ObjectRef;
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::error::ApplyError;
 use super::hash::{ANNOTATION_APPLIED_HASH, hash_body};
+use super::resource::kube_resource;
 use loco_render::{Object, ObjectRef, Phase, Rendered};
 
 /// One object ready to send: the body (annotation stamped) and what decisions need.
@@ -96,7 +97,7 @@ fn prepare_one(phase: Phase, object: &Object) -> Result<Prepared, ApplyError> {
         _ => None,
     };
     Ok(Prepared {
-        resource: object.api_resource(),
+        resource: kube_resource(&object.api_resource()),
         reference,
         phase,
         body,

@@ -30,6 +30,18 @@ pub(crate) fn api_resource(r: &ObjectRef) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &r.kind))
 }
 
+/// kube's form of the API coordinates render gives an object (render has its own plain
+/// type so that it depends on no client crate).
+pub fn kube_resource(r: &loco_render::ApiResource) -> ApiResource {
+    ApiResource {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+        plural: r.plural.clone(),
+    }
+}
+
 /// The dynamic API of one object's kind, in its namespace (or cluster-wide).
 pub(crate) fn dynamic_api(
     client: &Client,

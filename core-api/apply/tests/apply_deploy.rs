@@ -22,7 +22,7 @@ fn config() -> ApplyConfig {
 }
 
 async fn live(admin: &kube::Client, o: &Object) -> Option<DynamicObject> {
-    let ar = o.api_resource();
+    let ar = loco_apply::kube_resource(&o.api_resource());
     let api: Api<DynamicObject> = match &o.metadata().namespace {
         Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
         None => Api::all_with(admin.clone(), &ar),

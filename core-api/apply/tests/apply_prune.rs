@@ -62,7 +62,7 @@ async fn exists(admin: &kube::Client, o: &Object) -> bool {
     let api: Api<DynamicObject> = Api::namespaced_with(
         admin.clone(),
         o.metadata().namespace.as_deref().unwrap(),
-        &o.api_resource(),
+        &loco_apply::kube_resource(&o.api_resource()),
     );
     api.get_opt(o.metadata().name.as_deref().unwrap())
         .await
@@ -150,7 +150,7 @@ async fn apply_refuses_to_modify_a_same_named_object_without_loco_label() {
     let api: Api<DynamicObject> = Api::namespaced_with(
         admin.clone(),
         &app.namespace(),
-        &route_of(&second, "GRPCRoute").api_resource(),
+        &loco_apply::kube_resource(&route_of(&second, "GRPCRoute").api_resource()),
     );
     api.patch(
         "app",

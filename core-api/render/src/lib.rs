@@ -25,6 +25,7 @@
 //! assert_eq!(out.namespace, "wks-2-app-3");
 //! ```
 
+mod dynamic;
 mod input;
 mod network;
 mod object;
@@ -38,6 +39,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+pub use dynamic::{ApiResource, DynamicObject, TypeMeta};
 pub use input::{
     ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, PullCredential, RenderInput,
     RenderSettings, SiblingApp,

@@ -8,10 +8,10 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube_core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde::Serialize;
 
 use super::RenderError;
+use super::dynamic::{ApiResource, DynamicObject};
 
 /// DESIGN.md "Apply": the order objects are written in. Apply finishes a phase before it
 /// starts the next; within a phase the order of [`Rendered::objects`] is kept.
@@ -99,9 +99,7 @@ impl Object {
                     .as_ref()
                     .map(|t| (t.api_version.as_str(), t.kind.as_str()))
                     .unwrap_or_default();
-                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-                let gvk = GroupVersionKind::gvk(group, version, kind);
-                ApiResource::from_gvk_with_plural(&gvk, &plural_of(kind))
+                ApiResource::of(api_version, kind)
             }
         }
     }
@@ -144,15 +142,6 @@ impl Object {
             kind: self.api_resource().kind,
             message: e.to_string(),
         })
-    }
-}
-
-fn plural_of(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if let Some(stem) = lower.strip_suffix('y') {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
     }
 }
 

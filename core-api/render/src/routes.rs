@@ -1,7 +1,7 @@
 //! Gateway API routes (and, while asleep, the ReferenceGrant that lets them reach the
 //! reviver), plus Envoy Gateway's BackendTrafficPolicy for the idle timeout.
 
-use kube_core::{DynamicObject, TypeMeta};
+use super::dynamic::{DynamicObject, TypeMeta};
 use serde_json::{Value, json};
 
 use super::{Cx, SERVICE_NAME};

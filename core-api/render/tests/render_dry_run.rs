@@ -51,7 +51,14 @@ fn unique_ids() -> (i64, i64) {
 }
 
 fn api(client: &Client, object: &Object) -> Api<DynamicObject> {
-    let ar = object.api_resource();
+    let r = object.api_resource();
+    let ar = kube::api::ApiResource {
+        group: r.group,
+        version: r.version,
+        api_version: r.api_version,
+        kind: r.kind,
+        plural: r.plural,
+    };
     match &object.metadata().namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

@@ -85,3 +85,43 @@ go_install() {
 module_dir() {
   go_env; go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'
 }
+
+# Traefik v3 (the Gateway API data plane). Its go.mod replaces modules with Containous
+# forks: the wrapper repeats every versioned replace and exclude line of that go.mod.
+# v3.7.x also replaces github.com/traefik/traefik/dynamic/ext with a nested module that
+# neither the module zip nor the proxy carries; in the open-source build it is empty
+# extension structs, so the wrapper then carries an equivalent stub in ./ext. (v3.7.13
+# itself cannot be built from here: 15 of its pinned modules, mostly lego DNS providers
+# and the go-http-auth fork, are not served by the proxy; see versions.env.)
+build_traefik() {
+  local v=$TRAEFIK_VERSION out="$LOCO_CACHE/bin/traefik-$TRAEFIK_VERSION"
+  [ -x "$out/traefik" ] && return 0
+  go_env
+  local modfile; modfile=$(go mod download -json "github.com/traefik/traefik/v3@$v" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  [ -f "$modfile" ] || die "could not download github.com/traefik/traefik/v3@$v from the Go module proxy"
+  local w="$LOCO_CACHE/src/traefik-$v" ext=""
+  mkdir -p "$w"
+  if grep -q '^replace github.com/traefik/traefik/dynamic/ext => ' "$modfile"; then
+    local used; used=$(grep -rhoE '\bext\.[A-Z][A-Za-z]*' "$(module_dir "github.com/traefik/traefik/v3@$v")/pkg" --include='*.go' | sort -u | tr '\n' ' ')
+    [ "$used" = "ext.HTTP ext.Router " ] || die "traefik $v uses dynamic/ext symbols '$used'; extend the stub in lib/build.sh (build_traefik)"
+    mkdir -p "$w/ext"
+    printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24.0\n' >"$w/ext/go.mod"
+    printf 'package ext\n\n// HTTP extends dynamic.HTTP (empty in the open-source build).\ntype HTTP struct{}\n\n// Router extends dynamic.Router (empty in the open-source build).\ntype Router struct{}\n' >"$w/ext/ext.go"
+    ext="require github.com/traefik/traefik/dynamic/ext v0.0.0-00010101000000-000000000000
+replace github.com/traefik/traefik/dynamic/ext => ./ext"
+  fi
+  local forks
+  forks=$(sed -n 's#^\s*\(replace \)\{0,1\}\([A-Za-z0-9./-]*\) => \([A-Za-z0-9./-]*\) \(v[^ ]*\)$#replace \2 => \3 \4#p' "$modfile")
+  local gomod="module loco.local/traefikbuild
+
+$(grep -E '^(go|godebug) ' "$modfile")
+
+require github.com/traefik/traefik/v3 $v
+$ext
+$forks
+$(grep -E '^exclude ' "$modfile")"
+  build_wrapped "traefik-$v" "$out" "$gomod" "github.com/traefik/traefik/v3/cmd/traefik" \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$v"
+}
+
+build_crane() { go_install crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane; }

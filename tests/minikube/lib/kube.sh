@@ -21,7 +21,7 @@ make_certs() {
 basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1
+subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$(ip_of "$SERVICE_CIDR" 1)
 EXT
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout server.key -out server.csr 2>/dev/null
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
@@ -52,6 +52,29 @@ resources:
 ENC
     touch ready
   ) || die "creating certificates with openssl failed in $d"
+}
+
+# client_cert FILE CN [ORG] : one more client certificate from the stack's CA (idempotent,
+# so state directories made before it existed get it too).
+client_cert() {
+  local d="$KDIR/pki" f=$1 cn=$2 org=${3:-}
+  [ -f "$d/$f.crt" ] && return 0
+  (
+    cd "$d" &&
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn${org:+/O=$org}" -keyout "$f.key" -out "$f.csr" 2>/dev/null &&
+      openssl x509 -req -in "$f.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile client.ext -out "$f.crt" 2>/dev/null
+  ) || die "creating the client certificate $f ($cn) failed in $d"
+}
+
+# The real node's kubelet (Node authorizer: CN system:node:<name>, O system:nodes),
+# kube-proxy (bound by default to system:node-proxier), Traefik (ClusterRole in
+# manifests/traefik-rbac.yaml) and the API server's client certificate towards kubelets.
+more_certs() {
+  client_cert "node-$NODE_NAME" "system:node:$NODE_NAME" system:nodes
+  client_cert kube-proxy system:kube-proxy
+  client_cert traefik loco-traefik
+  client_cert apiserver-kubelet-client kube-apiserver-kubelet-client
 }
 
 write_kubeconfig() { # file user
@@ -105,7 +128,9 @@ up_apiserver() {
     --authorization-mode Node,RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" --kubelet-client-key "$d/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --encryption-provider-config "$d/encryption.yaml" \
     --allow-privileged=false --profiling=false --v=1
   wait_for kube-apiserver "$LOGS/kube-apiserver.log" 90 apiserver_ready
@@ -124,7 +149,7 @@ up_controllers() {
       --authorization-kubeconfig "$KDIR/controller-manager.kubeconfig" \
       --leader-elect=false --controllers '*' --use-service-account-credentials \
       --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
-      --service-cluster-ip-range 10.0.0.0/24 \
+      --service-cluster-ip-range "$SERVICE_CIDR" \
       --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --v=1
   fi
   if ! running kube-scheduler; then
@@ -219,7 +244,16 @@ up_gateway() {
     || die "installing the Gateway API CRDs failed"
   kubectl wait --for condition=Established --timeout=60s crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io >/dev/null \
     || die "the Gateway API CRDs did not become Established"
-  kubectl apply --server-side --field-manager loco-stack -f "$HERE/manifests/gateway.yaml" >/dev/null \
+  # GatewayClass.spec.controllerName is immutable: a class made for another controller
+  # (before Traefik served it) is replaced.
+  local ctl; ctl=$(kubectl get gatewayclass loco -o jsonpath='{.spec.controllerName}' 2>/dev/null || true)
+  if [ -n "$ctl" ] && [ "$ctl" != traefik.io/gateway-controller ]; then
+    kubectl delete gatewayclass loco --wait=true >/dev/null || die "replacing GatewayClass loco (controller $ctl) failed"
+  fi
+  # Traefik maps a listener to the entryPoint listening on the listener's port number, so
+  # the listeners carry the stack's loopback ports.
+  sed -e "s/port: 80\$/port: $GATEWAY_HTTP_PORT/" -e "s/port: 443\$/port: $GATEWAY_HTTPS_PORT/" "$HERE/manifests/gateway.yaml" |
+    kubectl apply --server-side --force-conflicts --field-manager loco-stack -f - >/dev/null \
     || die "creating the loco Gateway failed"
   if ! kubectl -n loco-system get secret loco-gateway-tls >/dev/null 2>&1; then
     local t; t=$(mktemp -d)
@@ -229,6 +263,36 @@ up_gateway() {
     rm -rf "$t"
   fi
   say "Gateway API $GATEWAY_API_VERSION CRDs, GatewayClass loco and Gateway loco-system/loco installed"
+}
+
+gateway_programmed() {
+  [ "$(kubectl -n loco-system get gateway loco -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}' 2>/dev/null)" = True ]
+}
+
+# Traefik, a host process serving Gateway loco-system/loco on loopback ports, with its
+# own client certificate and a least-privilege ClusterRole (manifests/traefik-rbac.yaml).
+up_traefik() {
+  kubectl apply --server-side --force-conflicts --field-manager loco-stack -f "$HERE/manifests/traefik-rbac.yaml" >/dev/null \
+    || die "applying manifests/traefik-rbac.yaml failed"
+  if ! running traefik; then
+    require_free_port "traefik (gateway http)" "$GATEWAY_HTTP_PORT" LOCO_STACK_GATEWAY_HTTP_PORT
+    require_free_port "traefik (gateway https)" "$GATEWAY_HTTPS_PORT" LOCO_STACK_GATEWAY_HTTPS_PORT
+    require_free_port "traefik (ping)" "$TRAEFIK_PORT" LOCO_STACK_TRAEFIK_PORT
+    write_kubeconfig "$KDIR/traefik.kubeconfig" traefik
+    (
+      export KUBECONFIG="$KDIR/traefik.kubeconfig"
+      start traefik "$LOGS/traefik.log" "$LOCO_CACHE/bin/traefik-$TRAEFIK_VERSION/traefik" \
+        --global.checkNewVersion=false --global.sendAnonymousUsage=false --log.level=INFO \
+        --entryPoints.web.address="127.0.0.1:$GATEWAY_HTTP_PORT" \
+        --entryPoints.websecure.address="127.0.0.1:$GATEWAY_HTTPS_PORT" \
+        --entryPoints.traefik.address="127.0.0.1:$TRAEFIK_PORT" \
+        --ping=true --ping.entryPoint=traefik \
+        --providers.kubernetesgateway=true --providers.kubernetesgateway.statusAddress.ip=127.0.0.1
+    )
+    wait_for traefik "$LOGS/traefik.log" 30 curl -fsS "http://127.0.0.1:$TRAEFIK_PORT/ping"
+  fi
+  wait_for traefik "$LOGS/traefik.log" 60 gateway_programmed
+  say "Traefik $TRAEFIK_VERSION serves Gateway loco-system/loco on http://127.0.0.1:$GATEWAY_HTTP_PORT and https://127.0.0.1:$GATEWAY_HTTPS_PORT"
 }
 
 up_kubernetes() {
@@ -241,6 +305,7 @@ up_kubernetes() {
     return 0
   fi
   make_certs
+  more_certs
   write_kubeconfig "$KUBECONFIG_ADMIN" admin
   up_etcd
   up_apiserver
@@ -248,8 +313,9 @@ up_kubernetes() {
   up_kwok
   up_nodes
   up_gateway
+  up_traefik
 }
 
 down_kubernetes() {
-  stop kwok; stop kube-scheduler; stop kube-controller-manager; stop kube-apiserver; stop etcd
+  stop traefik; stop kwok; stop kube-scheduler; stop kube-controller-manager; stop kube-apiserver; stop etcd
 }

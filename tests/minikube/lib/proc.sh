@@ -38,6 +38,13 @@ start() {
   echo "$! $exe" >"$(pidfile "$name")"
 }
 
+# alive PID : the process exists and is not a zombie (ours are reparented to init once
+# the shell that started them is gone, and init may reap them seconds later).
+alive() {
+  local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
 # stop NAME : SIGTERM, then SIGKILL after 10 s; only for processes we started.
 stop() {
   local name=$1 f pid i
@@ -46,8 +53,8 @@ stop() {
   read -r pid _ <"$f"
   if running "$name"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
     say "stopped $name (pid $pid)"
   fi
   rm -f "$f"

@@ -88,6 +88,45 @@ CONF
   say "OCI registry (distribution $DISTRIBUTION_VERSION, deletes enabled) on 127.0.0.1:$REGISTRY_PORT"
 }
 
+# A second registry process over the same storage, read-only and behind htpasswd
+# (bcrypt) basic auth: pull secrets can be tested against it (a wrong password fails the
+# pull). User $REGISTRY_AUTH_USER, password generated once into $REGISTRY_AUTH_PASSWORD_FILE.
+REGISTRY_AUTH_USER=loco-pull
+REGISTRY_AUTH_PASSWORD_FILE="$STATE/registry/pull-password"
+
+up_registry_auth() {
+  running registry-auth && return 0
+  command -v htpasswd >/dev/null || die "htpasswd not found (apt-get install apache2-utils)"
+  require_free_port "registry (auth)" "$REGISTRY_AUTH_PORT" LOCO_STACK_REGISTRY_AUTH_PORT
+  mkdir -p "$STATE/registry"
+  [ -s "$REGISTRY_AUTH_PASSWORD_FILE" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr '/+' '_-' >"$REGISTRY_AUTH_PASSWORD_FILE")
+  htpasswd -iBn "$REGISTRY_AUTH_USER" <"$REGISTRY_AUTH_PASSWORD_FILE" >"$STATE/registry/htpasswd" 2>/dev/null \
+    || die "htpasswd failed writing $STATE/registry/htpasswd"
+  cat >"$STATE/registry/config-auth.yml" <<CONF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry/data
+  maintenance:
+    uploadpurging:
+      enabled: false
+    readonly:
+      enabled: true
+auth:
+  htpasswd:
+    realm: loco-test
+    path: $STATE/registry/htpasswd
+http:
+  addr: 127.0.0.1:$REGISTRY_AUTH_PORT
+CONF
+  start registry-auth "$LOGS/registry-auth.log" "$LOCO_CACHE/bin/distribution-$DISTRIBUTION_VERSION/registry" serve "$STATE/registry/config-auth.yml"
+  # 401 without credentials is the ready answer.
+  wait_for registry-auth "$LOGS/registry-auth.log" 30 sh -c "curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:$REGISTRY_AUTH_PORT/v2/ | grep -q 401"
+  say "OCI registry with basic auth (read-only, same storage) on 127.0.0.1:$REGISTRY_AUTH_PORT (user $REGISTRY_AUTH_USER, password in $REGISTRY_AUTH_PASSWORD_FILE)"
+}
+
 # Empty-body requests only: the header is the SHA-256 of an empty payload.
 s3_curl() {
   curl -fsS --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \

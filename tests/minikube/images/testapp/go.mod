@@ -1,0 +1,3 @@
+module loco.local/testapp
+
+go 1.22
