@@ -140,7 +140,7 @@ impl Applier {
                 emit(progress, Progress::Reverted { namespace });
                 let back = match previous {
                     Previous::Rendered(_) => {
-                        "The previous revision was re-applied and keeps serving."
+                        "The previous revision was restored: the previous deployment was re-applied and keeps serving."
                     }
                     _ => "This was the app's first deploy: what it created was deleted.",
                 };
