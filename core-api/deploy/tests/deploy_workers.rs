@@ -87,7 +87,11 @@ async fn a_panicking_deployment_does_not_block_its_apps_queue(pool: PgPool) {
             .await
         })
     };
-    // Queued behind the poisoned one while it is being retried.
+    // Queued behind the poisoned one once it runs (queued before, it would be superseded).
+    until(30, "the first attempt", || async {
+        runs.load(Ordering::SeqCst) >= 1
+    })
+    .await;
     let next = pending(&pool, &t, app).await;
     until(30, "the next deployment to be ready", || async {
         deployments::get(&pool, t.org, next).await.unwrap().status == "ready"
