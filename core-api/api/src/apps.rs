@@ -245,7 +245,7 @@ pub async fn get(
     Path(p): Path<AppPath>,
 ) -> Result<axum::Json<App>, ApiError> {
     let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
-    let current = revisions::current(ctx.db(), app.id).await?;
+    let current = revisions::intended(ctx.db(), app.id).await?;
     let mut out = App::from(app);
     out.current_revision_id = current.map(|r| r.id);
     Ok(axum::Json(out))
@@ -304,7 +304,7 @@ pub async fn get_env(
     Path(p): Path<AppPath>,
 ) -> Result<axum::Json<EnvNames>, ApiError> {
     let app = apps::get(ctx.db(), a.org_id, p.app_id.0).await?;
-    let Some(current) = revisions::current(ctx.db(), app.id).await? else {
+    let Some(current) = revisions::intended(ctx.db(), app.id).await? else {
         return Ok(axum::Json(EnvNames {
             revision_id: None,
             names: vec![],

@@ -124,12 +124,14 @@ pub async fn get(
     Ok(axum::Json(w.into()))
 }
 
-/// Deletes a workspace with all its apps, their env values and data keys. Needs the
-/// admin or owner role.
+/// Deletes a workspace with all its apps: each app's namespace in the cluster first
+/// (through apply, as deleting an app does), then the rows, env values and data keys.
+/// Needs the admin or owner role; refused while a deployment of the workspace runs.
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/workspaces/{workspace_id}", tag = "workspaces",
     security(("bearer" = [])),
     params(("org_id" = i64, Path, minimum = 1), ("workspace_id" = i64, Path, minimum = 1)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(ctx): State<Ctx>,
     a: OrgAccess,
@@ -139,6 +141,11 @@ pub async fn delete(
     // the caller's role, and a 403 only ever concerns the caller's own org's objects.
     workspaces::get(ctx.db(), a.org_id, p.workspace_id.0).await?;
     a.require(Scope::Admin)?;
+    // The cluster first: rows deleted before the namespaces would orphan them (with
+    // their plaintext env Secrets) where no later prune can reach.
+    ctx.deployer
+        .remove_workspace(a.org_id, p.workspace_id.0)
+        .await?;
     let mut tx = ctx.db().begin().await.map_err(DbError::from)?;
     workspaces::delete(&mut tx, a.org_id, p.workspace_id.0, &a.actor()).await?;
     tx.commit().await.map_err(DbError::from)?;

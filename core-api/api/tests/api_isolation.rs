@@ -179,7 +179,7 @@ async fn org_a_sees_none_of_org_bs_objects(pool: PgPool) {
     // B is untouched: its workspace, app and env are as they were.
     workspaces::get(&pool, b.org, b.workspace).await.unwrap();
     apps::get(&pool, b.org, b_app).await.unwrap();
-    let current = revisions::current(&pool, b_app).await.unwrap().unwrap();
+    let current = revisions::intended(&pool, b_app).await.unwrap().unwrap();
     assert_eq!(current.id, b_rev);
     assert_eq!(
         revisions::env_names(&pool, b_rev).await.unwrap(),

@@ -31,12 +31,14 @@ async fn a_database_failure_mid_deployment_shows_loco_words_and_the_id_only(pool
         .await
         .unwrap();
     let ctx = ctx(&pool);
-    let claimed = queue::claim(&pool, 3, std::time::Duration::from_secs(30))
+    let lease = std::time::Duration::from_secs(30);
+    let claimed = queue::claim(&pool, queue::ClaimRules::new(3, lease))
         .await
         .unwrap()
         .expect("the deployment is runnable");
     assert_eq!(claimed.deployment_id, id);
-    loco_deploy::flow::run(&ctx.deployer, &claimed)
+    let held = loco_deploy::lease::Held::new(claimed.lease, tokio::time::Instant::now(), lease);
+    loco_deploy::flow::run(&ctx.deployer, &claimed, &held)
         .await
         .unwrap();
 

@@ -710,16 +710,39 @@ async fn two_workspaces_get_their_own_network_policies(pool: PgPool) {
             "{rules}"
         );
     }
-    for (_, app_id, _) in &queued {
-        let r = call(
-            &app,
-            Method::DELETE,
-            &format!("/v1/orgs/{org}/apps/{app_id}"),
-            Some(&tok),
-            None,
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // The first app goes by itself; the second with its workspace (issue 14, finding 4:
+    // a workspace delete used to drop rows only, leaving namespaces and env Secrets).
+    let (_, first_app, _) = queued[0];
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/apps/{first_app}"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let (ws, second_app, _) = queued[1];
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/workspaces/{ws}"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    for (ws, app_id, _) in &queued {
+        let ns = format!("wks-{ws}-app-{app_id}");
+        assert!(
+            Api::<Namespace>::all(admin.clone())
+                .get_opt(&ns)
+                .await
+                .unwrap()
+                .is_none(),
+            "namespace {ns} outlived its rows"
+        );
     }
+    let _ = second_app;
     workers.abort();
 }

@@ -1,4 +1,4 @@
-//! The whole deploy of one app: apply, prune, wait for the rollout; on failure, revert.
+//! The whole deploy of one app: apply, wait for the rollout, prune; on failure, revert.
 
 use std::time::{Duration, Instant};
 
@@ -7,8 +7,21 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::engine::emit;
 use super::error::{ApplyError, DeployFailure};
 use super::progress::Progress;
+use super::prune::Pruned;
 use super::{Applier, ApplyReport};
 use loco_render::{ObjectRef, Rendered};
+
+/// What ran before a deploy: what a failed deploy puts back.
+#[derive(Debug, Clone, Copy)]
+pub enum Previous<'a> {
+    /// Nothing: a first deploy. Reverting deletes what it created.
+    FirstDeploy,
+    /// The previous revision's render: reverting re-applies it.
+    Rendered(&'a Rendered),
+    /// There was a previous revision, but it cannot be rendered (`why`): reverting is
+    /// impossible, and deletes nothing either (the previous objects stay in place).
+    Unrenderable(&'a str),
+}
 
 /// What a successful deploy did, and how long each step took.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,10 +34,7 @@ pub struct DeployReport {
 }
 
 impl Applier {
-    /// The whole deploy of one app: apply, prune, wait. On failure the cluster is put
-    /// back: `previous` (the revision that ran before) is re-applied and rolled out and
-    /// what this deploy created beyond it is deleted; with no previous (a first deploy)
-    /// what was created is deleted. Progress events go to `progress` if given.
+    /// [`Applier::deploy_with`] with `previous` as an option (`None`: a first deploy).
     pub async fn deploy(
         &self,
         desired: &Rendered,
@@ -32,24 +42,42 @@ impl Applier {
         previous_inventory: &[ObjectRef],
         progress: Option<&UnboundedSender<Progress>>,
     ) -> Result<DeployReport, DeployFailure> {
+        let previous = previous.map_or(Previous::FirstDeploy, Previous::Rendered);
+        self.deploy_with(desired, previous, previous_inventory, progress)
+            .await
+    }
+
+    /// The whole deploy of one app: apply, wait for the rollout, then prune what
+    /// `previous_inventory` has and `desired` lacks. Prune runs last (Argo CD's
+    /// PruneLast): the old pods keep their env Secret until the new ones are Ready and the
+    /// old ones gone. On failure the cluster is put back (see [`Previous`]). Progress
+    /// events go to `progress` if given.
+    pub async fn deploy_with(
+        &self,
+        desired: &Rendered,
+        previous: Previous<'_>,
+        previous_inventory: &[ObjectRef],
+        progress: Option<&UnboundedSender<Progress>>,
+    ) -> Result<DeployReport, DeployFailure> {
         let started = Instant::now();
         let mut out = DeployReport::default();
+        let mut pruned = Pruned::default();
         let result = async {
             self.apply_into(desired, progress, &mut out.apply).await?;
             out.apply_time = started.elapsed();
             let t = Instant::now();
-            let pruned = self
-                .prune_with(desired, previous_inventory, progress)
-                .await?;
-            out.apply.pruned = pruned.deleted;
-            out.apply.kept_unmanaged = pruned.kept_unmanaged;
-            out.prune_time = t.elapsed();
-            let t = Instant::now();
             self.wait_rollout_with(desired, progress).await?;
             out.rollout_time = t.elapsed();
+            let t = Instant::now();
+            self.prune_into(desired, previous_inventory, progress, &mut pruned)
+                .await?;
+            out.prune_time = t.elapsed();
             Ok::<(), ApplyError>(())
         }
         .await;
+        // What prune deleted counts even when it stopped halfway.
+        out.apply.pruned = pruned.deleted;
+        out.apply.kept_unmanaged = pruned.kept_unmanaged;
         match result {
             Ok(()) => {
                 out.total_time = started.elapsed();
@@ -59,12 +87,13 @@ impl Applier {
         }
     }
 
-    /// Reverts (when anything was changed) and words the failure.
+    /// Reverts (when anything was changed) and words the failure: the one place that
+    /// says what became of the cluster.
     async fn fail(
         &self,
         error: ApplyError,
         desired: &Rendered,
-        previous: Option<&Rendered>,
+        previous: Previous<'_>,
         report: &ApplyReport,
         progress: Option<&UnboundedSender<Progress>>,
     ) -> DeployFailure {
@@ -78,6 +107,18 @@ impl Applier {
                 message: format!("{error} Nothing was changed in the cluster."),
                 reverted: true,
                 revert_error: None,
+                deleted: Vec::new(),
+            };
+        }
+        // A worker that lost its claim writes nothing more, not even a revert: the
+        // worker that took over owns the cluster's state now.
+        if matches!(error, ApplyError::Fenced { .. }) {
+            return DeployFailure {
+                reason,
+                message: error.to_string(),
+                reverted: false,
+                revert_error: None,
+                deleted: report.pruned.clone(),
             };
         }
         emit(
@@ -87,19 +128,28 @@ impl Applier {
                 cause: reason,
             },
         );
-        match self.revert(desired, previous, report, progress).await {
+        let mut deleted = Pruned {
+            deleted: report.pruned.clone(),
+            ..Pruned::default()
+        };
+        match self
+            .revert(desired, previous, report, progress, &mut deleted)
+            .await
+        {
             Ok(()) => {
                 emit(progress, Progress::Reverted { namespace });
-                let back = if previous.is_some() {
-                    "The previous revision was restored and is running."
-                } else {
-                    "This was the app's first deploy: what it created was deleted."
+                let back = match previous {
+                    Previous::Rendered(_) => {
+                        "The previous revision was restored: the previous deployment was re-applied and keeps serving."
+                    }
+                    _ => "This was the app's first deploy: what it created was deleted.",
                 };
                 DeployFailure {
                     reason,
                     message: format!("{error} {back}"),
                     reverted: true,
                     revert_error: None,
+                    deleted: deleted.deleted,
                 }
             }
             Err(revert) => {
@@ -115,13 +165,27 @@ impl Applier {
                         cause: revert.reason(),
                     },
                 );
+                let gone = if deleted.deleted.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " Deleted meanwhile: {}.",
+                        deleted
+                            .deleted
+                            .iter()
+                            .map(super::resource::show)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 DeployFailure {
                     reason,
                     message: format!(
-                        "{error} Putting the previous state back failed too: {revert} The app may be half-deployed: fix the cause, then deploy again or roll back to a revision that worked."
+                        "{error} Putting the previous state back failed too: {revert}{gone} The app may be half-deployed: fix the cause, then deploy again or roll back to a revision that worked."
                     ),
                     reverted: false,
                     revert_error: Some(revert.to_string()),
+                    deleted: deleted.deleted,
                 }
             }
         }

@@ -107,6 +107,17 @@ pub enum ApplyError {
         message: String,
     },
 
+    #[error(
+        "stopped before writing {}: {why}. Another worker carries on with this deployment.",
+        show(.object)
+    )]
+    Fenced { object: Box<ObjectRef>, why: String },
+
+    #[error(
+        "the previous revision cannot be rendered ({why}), so there is nothing to put back; the objects it applied were left in place. Deploy a revision that works, or roll back to one that renders."
+    )]
+    PreviousUnrenderable { why: String },
+
     #[error("{failed} of {total} apps failed to apply; the first: {first}")]
     SomeAppsFailed {
         failed: usize,
@@ -139,6 +150,8 @@ impl ApplyError {
             Self::DeploymentMissing { .. } => "deployment_missing",
             Self::NamespaceDeleteTimeout { .. } => "namespace_delete_timeout",
             Self::Prepare { .. } => "apply_prepare_failed",
+            Self::Fenced { .. } => "lease_lost",
+            Self::PreviousUnrenderable { .. } => "previous_unrenderable",
             Self::SomeAppsFailed { .. } => "apply_many_failed",
         }
     }
@@ -234,4 +247,6 @@ pub struct DeployFailure {
     pub reverted: bool,
     /// Why putting the cluster back failed, when it did.
     pub revert_error: Option<String>,
+    /// Every object this deploy's prune and revert deleted, also when a later step failed.
+    pub deleted: Vec<ObjectRef>,
 }

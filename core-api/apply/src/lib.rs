@@ -46,11 +46,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use deploy::DeployReport;
+pub use deploy::{DeployReport, Previous};
 pub use error::{ApplyError, DeployFailure};
 pub use hash::{ANNOTATION_APPLIED_HASH, applied_hash};
 pub use progress::Progress;
 pub use resource::{kube_resource, same_object};
+pub use write::REPLICAS_HANDOVER_MANAGER;
 
 use loco_render::ObjectRef;
 
@@ -83,13 +84,21 @@ impl Default for ApplyConfig {
     }
 }
 
-/// The apply engine for one cluster. Cheap to clone: clones share the client and the
-/// write counter.
+/// Asked right before every write an [`Applier`] sends: a deploy worker whose claim of
+/// the deployment was taken over must stop before its next cluster write.
+pub trait Fence: Send + Sync {
+    /// `Err(why)` when no more writes may be sent.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// The apply engine for one cluster. Cheap to clone: clones share the client, the
+/// write counter and the fence.
 #[derive(Clone)]
 pub struct Applier {
     client: kube::Client,
     config: ApplyConfig,
     writes: Arc<AtomicU64>,
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl fmt::Debug for Applier {
@@ -135,7 +144,14 @@ impl Applier {
                 ..config
             },
             writes: Arc::new(AtomicU64::new(0)),
+            fence: None,
         }
+    }
+
+    /// Checks `fence` before every write.
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     pub fn config(&self) -> &ApplyConfig {
@@ -148,8 +164,15 @@ impl Applier {
         self.writes.load(Ordering::Relaxed)
     }
 
-    /// Counts one write request; called right before it is sent.
-    fn count_write(&self) {
+    /// Checks the fence and counts one write request; called right before it is sent.
+    fn before_write(&self, object: &ObjectRef) -> Result<(), ApplyError> {
+        if let Some(fence) = &self.fence {
+            fence.check().map_err(|why| ApplyError::Fenced {
+                object: Box::new(object.clone()),
+                why,
+            })?;
+        }
         self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -55,8 +55,23 @@ impl Applier {
         previous_inventory: &[ObjectRef],
         progress: Option<&UnboundedSender<Progress>>,
     ) -> Result<Pruned, ApplyError> {
+        let mut pruned = Pruned::default();
+        self.prune_into(desired, previous_inventory, progress, &mut pruned)
+            .await?;
+        Ok(pruned)
+    }
+
+    /// As [`Applier::prune_with`], recording into `pruned` as it goes, so a caller knows
+    /// exactly what was deleted even when a later delete fails.
+    pub(crate) async fn prune_into(
+        &self,
+        desired: &Rendered,
+        previous_inventory: &[ObjectRef],
+        progress: Option<&UnboundedSender<Progress>>,
+        pruned: &mut Pruned,
+    ) -> Result<(), ApplyError> {
         let candidates = prune_candidates(&desired.inventory(), previous_inventory);
-        let pruned = self.delete_refs(&candidates).await?;
+        let result = self.delete_into(&candidates, pruned).await;
         for object in &pruned.kept_unmanaged {
             emit(
                 progress,
@@ -74,12 +89,23 @@ impl Applier {
                 },
             );
         }
-        Ok(pruned)
+        result
     }
 
     /// Guarded deletes of `refs`, latest phase first, each phase concurrently.
     pub(crate) async fn delete_refs(&self, refs: &[ObjectRef]) -> Result<Pruned, ApplyError> {
         let mut out = Pruned::default();
+        self.delete_into(refs, &mut out).await?;
+        Ok(out)
+    }
+
+    /// As [`Applier::delete_refs`], recording each delete into `out` as it happens: on an
+    /// error, `out` still lists every object already deleted.
+    pub(crate) async fn delete_into(
+        &self,
+        refs: &[ObjectRef],
+        out: &mut Pruned,
+    ) -> Result<(), ApplyError> {
         for wave in deletion_waves(refs) {
             // Futures first, then the stream: see live::read_app on `Send`.
             let deletes: Vec<_> = wave
@@ -93,15 +119,22 @@ impl Applier {
                 .buffered(self.config.concurrency)
                 .collect()
                 .await;
+            let mut first_error = None;
             for (r, d) in results {
-                match d? {
-                    Deleted::Yes => out.deleted.push(r),
-                    Deleted::NotManaged => out.kept_unmanaged.push(r),
-                    Deleted::Absent => {}
+                match d {
+                    Ok(Deleted::Yes) => out.deleted.push(r),
+                    Ok(Deleted::NotManaged) => out.kept_unmanaged.push(r),
+                    Ok(Deleted::Absent) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

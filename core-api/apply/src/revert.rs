@@ -4,8 +4,10 @@
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::deploy::Previous;
 use super::error::ApplyError;
 use super::progress::Progress;
+use super::prune::Pruned;
 use super::resource::same_object;
 use super::{Applier, ApplyReport};
 use loco_render::{ObjectRef, Rendered};
@@ -22,23 +24,29 @@ pub(crate) fn created_extras(created: &[ObjectRef], previous: &[ObjectRef]) -> V
 impl Applier {
     /// With a previous revision: re-apply it, delete what the failed deploy created that
     /// it lacks, and wait for its rollout. Without (a first deploy): delete what was
-    /// created; if that includes the namespace, deleting it takes everything inside.
+    /// created; if that includes the namespace, deleting it takes everything inside. With
+    /// an unrenderable previous revision: nothing is deleted, and the revert fails.
+    /// Every delete is recorded into `deleted` as it happens.
     pub(crate) async fn revert(
         &self,
         desired: &Rendered,
-        previous: Option<&Rendered>,
+        previous: Previous<'_>,
         failed: &ApplyReport,
         progress: Option<&UnboundedSender<Progress>>,
+        deleted: &mut Pruned,
     ) -> Result<(), ApplyError> {
         match previous {
-            Some(prev) => {
+            Previous::Unrenderable(why) => Err(ApplyError::PreviousUnrenderable {
+                why: why.to_owned(),
+            }),
+            Previous::Rendered(prev) => {
                 let mut report = ApplyReport::default();
                 self.apply_into(prev, progress, &mut report).await?;
-                self.delete_refs(&created_extras(&failed.created, &prev.inventory()))
+                self.delete_into(&created_extras(&failed.created, &prev.inventory()), deleted)
                     .await?;
                 self.wait_rollout_with(prev, progress).await
             }
-            None => {
+            Previous::FirstDeploy => {
                 let created_namespace = failed
                     .created
                     .iter()
@@ -54,10 +62,18 @@ impl Applier {
                         })
                         .cloned()
                         .collect();
-                    self.delete_refs(&outside).await?;
-                    self.delete_app(&desired.namespace).await
+                    self.delete_into(&outside, deleted).await?;
+                    self.delete_app(&desired.namespace).await?;
+                    deleted.deleted.extend(
+                        failed
+                            .created
+                            .iter()
+                            .filter(|r| !outside.iter().any(|o| same_object(o, r)))
+                            .cloned(),
+                    );
+                    Ok(())
                 } else {
-                    self.delete_refs(&failed.created).await.map(|_| ())
+                    self.delete_into(&failed.created, deleted).await
                 }
             }
         }

@@ -9,6 +9,9 @@ use super::resource::{api_resource, dynamic_api};
 use super::{Applier, FIELD_MANAGER};
 use loco_render::ObjectRef;
 
+/// The field manager that keeps a Deployment's `replicas` when loco hands it to an HPA.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "loco-replicas-handover";
+
 /// What a guarded delete found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deleted {
@@ -24,12 +27,64 @@ impl Applier {
     /// Server-side apply of one object, field manager `loco`, conflicts forced.
     pub(crate) async fn write(&self, p: &Prepared) -> Result<(), ApplyError> {
         let api = dynamic_api(&self.client, &p.resource, p.reference.namespace.as_deref());
+        if p.reference.kind == "Deployment" && p.body.data.pointer("/spec/replicas").is_none() {
+            self.hand_over_replicas(&api, &p.reference).await?;
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.count_write();
+        self.before_write(&p.reference)?;
         api.patch(&p.reference.name, &params, &Patch::Apply(&p.body))
             .await
             .map(|_| ())
             .map_err(|e| ApplyError::from_kube(e, "apply", &p.reference))
+    }
+
+    /// Before loco stops applying a Deployment's `replicas` (its HPA takes over), another
+    /// field manager takes the field at its live value: under server-side apply a field
+    /// no manager owns any more is reset to its default (1), and the app would drop to
+    /// one pod until the HPA reacts (the handover the HPA documentation describes). Not
+    /// forced: when someone else (the HPA) owns the field already, nothing is done.
+    async fn hand_over_replicas(
+        &self,
+        api: &kube::Api<kube::api::DynamicObject>,
+        r: &ObjectRef,
+    ) -> Result<(), ApplyError> {
+        let live = match api.get_opt(&r.name).await {
+            Ok(Some(live)) => live,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(ApplyError::from_kube(e, "read", r)),
+        };
+        let Some(replicas) = live.data.pointer("/spec/replicas").and_then(|v| v.as_i64()) else {
+            return Ok(());
+        };
+        let owned_by_loco = live.metadata.managed_fields.iter().flatten().any(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER)
+                && m.fields_v1
+                    .as_ref()
+                    .and_then(|f| f.0.pointer("/f:spec/f:replicas"))
+                    .is_some()
+        });
+        if !owned_by_loco {
+            return Ok(());
+        }
+        let body = serde_json::json!({
+            "apiVersion": r.api_version,
+            "kind": r.kind,
+            "metadata": {"name": r.name, "namespace": r.namespace},
+            "spec": {"replicas": replicas},
+        });
+        self.before_write(r)?;
+        match api
+            .patch(
+                &r.name,
+                &PatchParams::apply(REPLICAS_HANDOVER_MANAGER),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(ApplyError::from_kube(e, "apply", r)),
+        }
     }
 
     /// Deletes `r` only if the live object carries loco's label. The delete is bound to
@@ -60,7 +115,7 @@ impl Applier {
                 }),
                 ..DeleteParams::background()
             };
-            self.count_write();
+            self.before_write(r)?;
             match api.delete(&r.name, &params).await {
                 Ok(_) => return Ok(Deleted::Yes),
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Deleted::Absent),

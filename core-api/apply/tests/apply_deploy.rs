@@ -267,3 +267,79 @@ async fn sleep_scales_to_zero_routes_to_the_reviver_and_wake_undoes_it() {
         .expect("delete_app again");
     cleanup(&admin, &app).await;
 }
+
+/// Issue 14, finding 6: switching an app to an HPA must not drop its Deployment to one
+/// replica (under server-side apply a field no manager owns falls back to its default):
+/// apply hands `replicas` over at the live count first.
+#[tokio::test]
+async fn turning_on_autoscaling_keeps_the_replica_count() {
+    let Some(admin) = admin_client().await else {
+        return;
+    };
+    let applier = Applier::new(loco_api_client().await, config());
+    let mut app = App::new("hpa_handover");
+    let mut fixed = app.input();
+    fixed.replicas = Some(2);
+    let fixed = loco_render::render(&fixed).expect("render");
+    applier
+        .deploy(&fixed, None, &[], None)
+        .await
+        .expect("fixed deploy");
+    let ns = app.namespace();
+    assert_eq!(
+        deployment(&admin, &ns).await.spec.unwrap().replicas,
+        Some(2)
+    );
+
+    // Watch the live count while the HPA version is applied.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (admin, ns) = (admin.clone(), ns.clone());
+        tokio::spawn(async move {
+            let mut lowest = i32::MAX;
+            loop {
+                let d = deployment(&admin, &ns).await;
+                lowest = lowest.min(d.spec.unwrap().replicas.unwrap_or(1));
+                if stopped.try_recv().is_ok() {
+                    return lowest;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    app.autoscaling = true;
+    let scaled = app.render();
+    assert!(
+        scaled
+            .objects
+            .iter()
+            .any(|o| matches!(o.object, Object::HorizontalPodAutoscaler(_)))
+    );
+    applier
+        .deploy(&scaled, Some(&fixed), &fixed.inventory(), None)
+        .await
+        .expect("autoscaled deploy");
+    let _ = stop.send(());
+    let lowest = watcher.await.unwrap();
+    assert_eq!(lowest, 2, "the Deployment dropped below its replica count");
+    let d = deployment(&admin, &ns).await;
+    assert_eq!(d.spec.unwrap().replicas, Some(2));
+    let owners: Vec<String> = d
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        !owners.iter().any(|m| m == "loco"),
+        "loco still owns replicas: {owners:?}"
+    );
+    applier.delete_app(&ns).await.expect("delete_app");
+    cleanup(&admin, &app).await;
+}

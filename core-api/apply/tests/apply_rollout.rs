@@ -22,6 +22,66 @@ fn config(deadline_secs: u64) -> ApplyConfig {
     }
 }
 
+/// Issue 14, finding 3: prune runs only after the new revision is Ready (PruneLast), so
+/// the old pods keep their env Secret while the rollout runs; a rollout that never gets
+/// Ready prunes nothing at all.
+#[tokio::test]
+async fn the_old_env_secret_stays_until_the_new_revision_is_ready() {
+    let Some(admin) = admin_client().await else {
+        return;
+    };
+    let client = loco_api_client().await;
+    let mut app = App::new("prune_last");
+    let good = app.render();
+    Applier::new(client.clone(), config(60))
+        .deploy(&good, None, &[], None)
+        .await
+        .expect("good deploy");
+    let old_secret = good
+        .inventory()
+        .into_iter()
+        .find(|r| r.kind == "Secret" && r.name.starts_with("env-"))
+        .expect("an env Secret");
+
+    // A new env value (so a new env Secret) on pods that never get Ready.
+    app.never_ready = true;
+    app.env_value = "second".into();
+    let bad = app.render();
+    assert!(
+        !bad.inventory().contains(&old_secret),
+        "the env Secret is renamed"
+    );
+    let applier = Applier::new(client, config(8));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let f = applier
+        .deploy(&bad, Some(&good), &good.inventory(), Some(&tx))
+        .await
+        .expect_err("a never-ready rollout must fail");
+    assert_eq!(f.reason, "rollout_deadline_exceeded");
+    drop(tx);
+    let mut reasons = Vec::new();
+    while let Some(p) = rx.recv().await {
+        reasons.push(p.reason());
+    }
+    assert!(
+        !reasons.contains(&"objects_pruned"),
+        "pruned while the old pods still served: {reasons:?}"
+    );
+    assert!(
+        !f.deleted.contains(&old_secret),
+        "the old env Secret was deleted: {:?}",
+        f.deleted
+    );
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(admin.clone(), &app.namespace());
+    assert!(secrets.get_opt(&old_secret.name).await.unwrap().is_some());
+    applier
+        .delete_app(&app.namespace())
+        .await
+        .expect("delete_app");
+    cleanup(&admin, &app).await;
+}
+
 #[tokio::test]
 async fn a_rollout_that_never_gets_ready_is_reverted_to_the_previous_image() {
     let Some(admin) = admin_client().await else {

@@ -269,3 +269,15 @@ pub async fn delete(
     .await?;
     Ok(())
 }
+
+/// Whether the app's deletion has started ([`super::queue::fence_app`]): no change of it
+/// is accepted any more.
+pub async fn deleting(db: impl PgExecutor<'_>, app_id: i64) -> Result<bool, DbError> {
+    sqlx::query_scalar!(
+        "SELECT deleting_since IS NOT NULL AS \"deleting!\" FROM apps WHERE id = $1",
+        app_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("app"))
+}

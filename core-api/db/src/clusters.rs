@@ -312,3 +312,180 @@ pub async fn set_health(
     }
     Ok(())
 }
+
+/// A version of a cluster's stored credentials: it changes whenever they are replaced
+/// (each seal draws a new nonce), so a cached client can tell it is stale.
+pub async fn credentials_version(
+    db: impl PgExecutor<'_>,
+    cluster_id: i64,
+) -> Result<Vec<u8>, DbError> {
+    sqlx::query_scalar!(
+        "SELECT credentials_nonce FROM clusters WHERE id = $1",
+        cluster_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))
+}
+
+/// The render settings in force for a cluster (its newest row), as JSON, with its id.
+pub async fn render_settings(
+    db: impl PgExecutor<'_>,
+    cluster_id: i64,
+) -> Result<Option<(i64, serde_json::Value)>, DbError> {
+    Ok(sqlx::query!(
+        "SELECT id, settings FROM cluster_render_settings
+          WHERE cluster_id = $1 ORDER BY id DESC LIMIT 1",
+        cluster_id
+    )
+    .fetch_optional(db)
+    .await?
+    .map(|r| (r.id, r.settings)))
+}
+
+/// Writes a new revision of a cluster's render settings (unless they equal the newest)
+/// and returns the id of the row in force.
+pub async fn set_render_settings(
+    tx: &mut super::Tx<'_>,
+    cluster_id: i64,
+    settings: &serde_json::Value,
+    source: &str,
+) -> Result<i64, DbError> {
+    sqlx::query!(
+        "SELECT id FROM clusters WHERE id = $1 FOR UPDATE",
+        cluster_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))?;
+    if let Some((id, current)) = render_settings(&mut **tx, cluster_id).await?
+        && &current == settings
+    {
+        return Ok(id);
+    }
+    Ok(sqlx::query_scalar!(
+        "INSERT INTO cluster_render_settings (cluster_id, settings, source)
+         VALUES ($1, $2, $3) RETURNING id",
+        cluster_id,
+        settings,
+        source
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Seeds a cluster's render settings if it has none yet (what `loco-api serve`'s flags
+/// do at start-up); returns the settings in force, which win over the seed.
+pub async fn seed_render_settings(
+    tx: &mut super::Tx<'_>,
+    cluster_id: i64,
+    seed: &serde_json::Value,
+) -> Result<serde_json::Value, DbError> {
+    sqlx::query!(
+        "SELECT id FROM clusters WHERE id = $1 FOR UPDATE",
+        cluster_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))?;
+    if let Some((_, current)) = render_settings(&mut **tx, cluster_id).await? {
+        return Ok(current);
+    }
+    set_render_settings(tx, cluster_id, seed, "serve_flags").await?;
+    Ok(seed.clone())
+}
+
+/// One app of a cluster as a rebuild sees it: the app, its active deployment and the
+/// revision that deployment applied (`None` for an app never deployed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterApp {
+    pub app: super::apps::App,
+    pub deployment: Option<super::deployments::Deployment>,
+    pub revision: Option<super::revisions::Revision>,
+}
+
+/// Every app of every workspace on `cluster_id`, with its active deployment and that
+/// deployment's revision, in one query (workspace by workspace, then by app id).
+pub async fn apps_with_active(
+    db: impl PgExecutor<'_>,
+    cluster_id: i64,
+) -> Result<Vec<ClusterApp>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.org_id, a.workspace_id, a.name, a.kind, a.host, a.path_prefix, a.ports,
+                  a.sleep_enabled, a.sleep_idle_window_seconds, a.created_at,
+                  d.id AS "d_id?", d.revision_id AS "d_revision_id?",
+                  d.template_deployment_id AS "d_template?", d.status AS "d_status?",
+                  d.reason AS "d_reason?", d.message AS "d_message?", d.inventory AS "d_inventory?",
+                  d.created_by AS "d_created_by?", d.created_at AS "d_created_at?",
+                  d.started_at AS "d_started_at?", d.finished_at AS "d_finished_at?",
+                  r.spec AS "r_spec?", r.image_digest AS "r_image_digest?", r.image AS "r_image?",
+                  r.replicas AS "r_replicas?", r.asleep AS "r_asleep?", r.cause AS "r_cause?",
+                  r.created_by AS "r_created_by?", r.created_at AS "r_created_at?"
+             FROM apps a
+             JOIN workspaces w ON w.id = a.workspace_id
+             LEFT JOIN deployments d ON d.app_id = a.id AND d.active
+             LEFT JOIN app_revisions r ON r.id = d.revision_id
+            WHERE w.cluster_id = $1 AND a.deleting_since IS NULL
+            ORDER BY a.workspace_id, a.id"#,
+        cluster_id
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let app = super::apps::App {
+                id: row.id,
+                org_id: row.org_id,
+                workspace_id: row.workspace_id,
+                name: row.name,
+                kind: row.kind,
+                host: row.host,
+                path_prefix: row.path_prefix,
+                ports: row.ports,
+                sleep_enabled: row.sleep_enabled,
+                sleep_idle_window_seconds: row.sleep_idle_window_seconds,
+                created_at: row.created_at,
+            };
+            let corrupt = || DbError::Corrupt(format!("active deployment of app {}", app.id));
+            let (deployment, revision) = match row.d_id {
+                None => (None, None),
+                Some(id) => {
+                    let revision_id = row.d_revision_id.ok_or_else(corrupt)?;
+                    let deployment = super::deployments::Deployment {
+                        id,
+                        app_id: app.id,
+                        revision_id,
+                        template_deployment_id: row.d_template,
+                        status: row.d_status.ok_or_else(corrupt)?,
+                        reason: row.d_reason,
+                        message: row.d_message,
+                        inventory: row.d_inventory.ok_or_else(corrupt)?,
+                        active: true,
+                        created_by: row.d_created_by,
+                        created_at: row.d_created_at.ok_or_else(corrupt)?,
+                        started_at: row.d_started_at,
+                        finished_at: row.d_finished_at,
+                    };
+                    let revision = super::revisions::Revision {
+                        id: revision_id,
+                        app_id: app.id,
+                        spec: row.r_spec.ok_or_else(corrupt)?,
+                        image_digest: row.r_image_digest.ok_or_else(corrupt)?,
+                        image: row.r_image,
+                        replicas: row.r_replicas.ok_or_else(corrupt)?,
+                        asleep: row.r_asleep.ok_or_else(corrupt)?,
+                        cause: row.r_cause.ok_or_else(corrupt)?,
+                        created_by: row.r_created_by,
+                        created_at: row.r_created_at.ok_or_else(corrupt)?,
+                    };
+                    (Some(deployment), Some(revision))
+                }
+            };
+            Ok(ClusterApp {
+                app,
+                deployment,
+                revision,
+            })
+        })
+        .collect()
+}

@@ -83,6 +83,32 @@ async fn owner_of_app(db: impl PgExecutor<'_>, app_id: i64) -> Result<Owner, DbE
     .ok_or(DbError::NotFound("app"))
 }
 
+/// Records an audit event of one of an app's deployments (what the progress stream reads).
+pub(crate) async fn record_event(
+    tx: &mut Tx<'_>,
+    app_id: i64,
+    deployment_id: i64,
+    actor: Actor,
+    reason: &'static str,
+    message: String,
+) -> Result<(), DbError> {
+    let owner = owner_of_app(&mut **tx, app_id).await?;
+    events::record(
+        &mut **tx,
+        &NewEvent {
+            org_id: owner.org_id,
+            workspace_id: Some(owner.workspace_id),
+            app_id: Some(app_id),
+            deployment_id: Some(deployment_id),
+            actor,
+            reason,
+            message: message.chars().take(4000).collect(),
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Creates a pending deployment of one of the app's revisions and records it. It starts
 /// a new pod template (its own id is its LOCO_DEPLOYMENT_ID).
 pub async fn create(
@@ -114,7 +140,6 @@ async fn insert(
     actor: &Actor,
 ) -> Result<i64, DbError> {
     super::lock_app(tx, app_id).await?;
-    let owner = owner_of_app(&mut **tx, app_id).await?;
     let id = sqlx::query_scalar!(
         "INSERT INTO deployments (app_id, revision_id, template_deployment_id, created_by)
          VALUES ($1, $2, $3, $4) RETURNING id",
@@ -130,17 +155,13 @@ async fn insert(
         Some(db) if db.is_foreign_key_violation() => DbError::NotFound("revision"),
         _ => DbError::from(e),
     })?;
-    events::record(
-        &mut **tx,
-        &NewEvent {
-            org_id: owner.org_id,
-            workspace_id: Some(owner.workspace_id),
-            app_id: Some(app_id),
-            deployment_id: Some(id),
-            actor: actor.clone(),
-            reason: "deployment_created",
-            message: format!("deployment of revision {revision_id} created"),
-        },
+    record_event(
+        tx,
+        app_id,
+        id,
+        actor.clone(),
+        "deployment_created",
+        format!("deployment of revision {revision_id} created"),
     )
     .await?;
     Ok(id)
@@ -182,23 +203,18 @@ pub async fn set_status(
     )
     .execute(&mut **tx)
     .await?;
-    let owner = owner_of_app(&mut **tx, app_id).await?;
-    events::record(
-        &mut **tx,
-        &NewEvent {
-            org_id: owner.org_id,
-            workspace_id: Some(owner.workspace_id),
-            app_id: Some(app_id),
-            deployment_id: Some(deployment_id),
-            actor: Actor::System("apply"),
-            reason: match to {
-                Status::Failed => "deployment_failed",
-                _ => "deployment_applying",
-            },
-            message: message
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("deployment {deployment_id} is {}", to.as_str())),
+    record_event(
+        tx,
+        app_id,
+        deployment_id,
+        Actor::System("apply"),
+        match to {
+            Status::Failed => "deployment_failed",
+            _ => "deployment_applying",
         },
+        message
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("deployment {deployment_id} is {}", to.as_str())),
     )
     .await?;
     Ok(())
@@ -234,20 +250,15 @@ pub async fn activate(tx: &mut Tx<'_>, deployment_id: i64) -> Result<(), DbError
     )
     .execute(&mut **tx)
     .await?;
-    let owner = owner_of_app(&mut **tx, app_id).await?;
-    events::record(
-        &mut **tx,
-        &NewEvent {
-            org_id: owner.org_id,
-            workspace_id: Some(owner.workspace_id),
-            app_id: Some(app_id),
-            deployment_id: Some(deployment_id),
-            actor: Actor::System("apply"),
-            reason: "deployment_ready",
-            message: match superseded {
-                Some(old) => format!("deployment {deployment_id} is ready; it supersedes {old}"),
-                None => format!("deployment {deployment_id} is ready"),
-            },
+    record_event(
+        tx,
+        app_id,
+        deployment_id,
+        Actor::System("apply"),
+        "deployment_ready",
+        match superseded {
+            Some(old) => format!("deployment {deployment_id} is ready; it supersedes {old}"),
+            None => format!("deployment {deployment_id} is ready"),
         },
     )
     .await?;
@@ -271,6 +282,43 @@ pub async fn set_inventory(
         return Err(DbError::NotFound("deployment"));
     }
     Ok(())
+}
+
+/// The inventories the next deployment of an app prunes against, newest first: the
+/// active deployment's and those of every deployment that failed after it (what a failed
+/// deploy applied and its revert did not remove stays in the cluster until then).
+pub async fn prune_inventories(
+    db: impl PgExecutor<'_>,
+    app_id: i64,
+) -> Result<Vec<(i64, serde_json::Value)>, DbError> {
+    let rows = sqlx::query!(
+        "SELECT d.id, d.inventory FROM deployments d
+          WHERE d.app_id = $1
+            AND (d.active OR (d.status = 'failed' AND d.id > coalesce(
+                    (SELECT a.id FROM deployments a WHERE a.app_id = $1 AND a.active), 0)))
+          ORDER BY d.id DESC",
+        app_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.inventory)).collect())
+}
+
+/// The newest deployment of a revision (each change writes one revision and one
+/// deployment of it).
+pub async fn of_revision(
+    db: impl PgExecutor<'_>,
+    revision_id: i64,
+) -> Result<Option<Deployment>, DbError> {
+    Ok(sqlx::query_as!(
+        Deployment,
+        "SELECT id, app_id, revision_id, template_deployment_id, status, reason, message,
+                inventory, active, created_by, created_at, started_at, finished_at
+           FROM deployments WHERE revision_id = $1 ORDER BY id DESC LIMIT 1",
+        revision_id
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 async fn app_of(db: impl PgExecutor<'_>, deployment_id: i64) -> Result<i64, DbError> {

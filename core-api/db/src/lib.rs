@@ -60,6 +60,10 @@ pub enum DbError {
     },
     #[error("a deployment cannot go from {from} to {to}")]
     InvalidTransition { from: String, to: &'static str },
+    /// The worker's claim of a deployment is no longer the newest (its lease ran out and
+    /// another worker took it over, or it was finished meanwhile): it must stop.
+    #[error("deployment {deployment_id} is no longer held by this worker (claim epoch {epoch})")]
+    LeaseLost { deployment_id: i64, epoch: i64 },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     /// A stored kubeconfig that is not inline (written before loco checked every path).
@@ -81,6 +85,7 @@ impl DbError {
             DbError::NotFound(_) => "not_found",
             DbError::Conflict { reason, .. } => reason,
             DbError::InvalidTransition { .. } => "invalid_status_transition",
+            DbError::LeaseLost { .. } => "lease_lost",
             DbError::Corrupt(_) => "stored_data_corrupt",
             DbError::Crypto(e) => e.reason(),
             DbError::Kubeconfig(e) => e.reason(),

@@ -1,8 +1,9 @@
 //! App revisions: every change of spec, image, env, scale or sleep state is a new row.
 //!
-//! Two revisions matter and neither is copied into `apps`: the newest ([`current`]) is
-//! the app's intended state, the base the next change starts from; the one the active
-//! deployment points at ([`deployed`]) is what the cluster should be running.
+//! Two revisions matter and neither is copied into `apps`: the intended one
+//! ([`intended`]: the newest that did not fail, queued or applied) is the app's intended
+//! state, the one every change builds on, merges env into and checks conflicts against;
+//! the one the active deployment points at ([`deployed`]) is what the cluster runs now.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -13,12 +14,11 @@ use loco_crypto::{Kek, Sealed, Secret};
 /// Where the env values of a new revision come from.
 #[derive(Debug, Clone)]
 pub enum EnvChange {
-    /// The same values as the newest revision (scale, sleep, wake, image-only deploys):
-    /// the ciphertexts are copied as they are, still bound to this app and name.
-    Inherit,
     /// Exactly these values, sealed with the app's data key.
     Replace(Vec<(String, Secret)>),
-    /// The values of an earlier revision of the same app (a rollback), copied sealed.
+    /// The values of an earlier revision of the same app (the one a scale, sleep, wake or
+    /// image-only deploy builds on, or a rollback's target), copied sealed: the
+    /// ciphertexts stay bound to this app and name.
     CopyFrom(i64),
 }
 
@@ -56,7 +56,6 @@ pub struct Revision {
 /// Writes a new revision (under the app's lock) and returns its id.
 pub async fn create(tx: &mut Tx<'_>, kek: &Kek, rev: &NewRevision<'_>) -> Result<i64, DbError> {
     super::lock_app(tx, rev.app_id).await?;
-    let previous = current_id(&mut **tx, rev.app_id).await?;
     let id = sqlx::query_scalar!(
         "INSERT INTO app_revisions (app_id, spec, image_digest, image, replicas, asleep, cause, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -76,18 +75,6 @@ pub async fn create(tx: &mut Tx<'_>, kek: &Kek, rev: &NewRevision<'_>) -> Result
         _ => DbError::from(e),
     })?;
     match &rev.env {
-        EnvChange::Inherit => {
-            if let Some(previous) = previous {
-                sqlx::query!(
-                    "INSERT INTO app_revision_env (revision_id, name, nonce, ciphertext)
-                     SELECT $1, name, nonce, ciphertext FROM app_revision_env WHERE revision_id = $2",
-                    id,
-                    previous
-                )
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
         EnvChange::CopyFrom(source) => {
             sqlx::query!(
                 "INSERT INTO app_revision_env (revision_id, name, nonce, ciphertext)
@@ -125,21 +112,19 @@ pub async fn create(tx: &mut Tx<'_>, kek: &Kek, rev: &NewRevision<'_>) -> Result
     Ok(id)
 }
 
-async fn current_id(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<i64>, DbError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT id FROM app_revisions WHERE app_id = $1 ORDER BY id DESC LIMIT 1",
-        app_id
-    )
-    .fetch_optional(db)
-    .await?)
-}
-
-/// The app's newest revision: its intended state.
-pub async fn current(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Revision>, DbError> {
+/// The app's intended state: its newest revision whose deployment did not fail, queued
+/// or applied. A failed deployment's revision is not intent: its deploy put the cluster
+/// back on the previous revision, and the next change builds on that one.
+pub async fn intended(db: impl PgExecutor<'_>, app_id: i64) -> Result<Option<Revision>, DbError> {
     Ok(sqlx::query_as!(
         Revision,
-        "SELECT id, app_id, spec, image_digest, image, replicas, asleep, cause, created_by, created_at
-           FROM app_revisions WHERE app_id = $1 ORDER BY id DESC LIMIT 1",
+        "SELECT r.id, r.app_id, r.spec, r.image_digest, r.image, r.replicas, r.asleep, r.cause,
+                r.created_by, r.created_at
+           FROM app_revisions r
+          WHERE r.app_id = $1
+            AND NOT EXISTS (SELECT 1 FROM deployments d
+                             WHERE d.revision_id = r.id AND d.status = 'failed')
+          ORDER BY r.id DESC LIMIT 1",
         app_id
     )
     .fetch_optional(db)

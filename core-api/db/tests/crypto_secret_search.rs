@@ -78,7 +78,7 @@ async fn a_secret_written_through_the_api_is_nowhere_in_the_dump_or_debug_output
     let dek = apps::data_key(&mut *conn, &kek, app).await.unwrap();
     let shown = format!(
         "{env:?} {creds:?} {dek:?} {kek:?} {:?} {:?} {:?}",
-        revisions::current(&pool, app).await.unwrap(),
+        revisions::intended(&pool, app).await.unwrap(),
         revisions::EnvChange::Replace(vec![("API_KEY".into(), Secret::new(env_value.clone()))]),
         clusters::get(&pool, t.cluster).await.unwrap(),
     );

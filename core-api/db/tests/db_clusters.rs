@@ -6,6 +6,7 @@ mod db_support;
 use db_support::*;
 use loco_crypto::{Kek, Secret};
 use loco_db::clusters::{self, Health};
+use loco_db::events::Actor;
 use loco_db::kubeconfig::InlineKubeconfig;
 use sqlx::PgPool;
 
@@ -118,4 +119,64 @@ async fn a_kubeconfig_that_runs_a_plugin_or_reads_a_file_is_never_stored_or_used
         .await
         .unwrap_err();
     assert_eq!(e.reason(), "kubeconfig_not_inline", "{e}");
+}
+
+/// Issue 14, item 7: what a rebuild reads, every app of one cluster with its active
+/// deployment and that deployment's revision, in one query.
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
+async fn every_app_of_a_cluster_with_its_active_deployment(pool: PgPool) {
+    use loco_db::{deployments, workspaces};
+    let kek = Kek::generate().unwrap();
+    let acme = tenant(&pool, &kek, "acme").await;
+    let other = tenant(&pool, &kek, "other").await;
+    let web = app(&pool, &kek, &acme, "web").await;
+    let idle = app(&pool, &kek, &acme, "idle").await;
+    let elsewhere = app(&pool, &kek, &other, "far").await;
+    // A second workspace of acme on the same cluster.
+    let mut tx = pool.begin().await.unwrap();
+    let ws2 = workspaces::create(&mut tx, acme.org, acme.cluster, "second", &acme.actor())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let second = Tenant {
+        workspace: ws2,
+        ..acme
+    };
+    let api = app(&pool, &kek, &second, "api").await;
+    let mut active = Vec::new();
+    for a in [web, elsewhere, api] {
+        let rev = revision_with_env(&pool, &kek, a, &[("K", "v")]).await;
+        let mut tx = pool.begin().await.unwrap();
+        let d = deployments::create(&mut tx, a, rev, &Actor::System("test"))
+            .await
+            .unwrap();
+        deployments::activate(&mut tx, d).await.unwrap();
+        tx.commit().await.unwrap();
+        active.push((a, d, rev));
+    }
+    let listed = clusters::apps_with_active(&pool, acme.cluster)
+        .await
+        .unwrap();
+    let got: Vec<(i64, Option<i64>, Option<i64>)> = listed
+        .iter()
+        .map(|c| {
+            (
+                c.app.id,
+                c.deployment.as_ref().map(|d| d.id),
+                c.revision.as_ref().map(|r| r.id),
+            )
+        })
+        .collect();
+    let (w, a) = (active[0], active[2]);
+    assert_eq!(
+        got,
+        [
+            (web, Some(w.1), Some(w.2)),
+            (idle, None, None),
+            (api, Some(a.1), Some(a.2)),
+        ],
+        "workspace by workspace, only this cluster's apps"
+    );
+    assert_eq!(listed[0].revision.as_ref().unwrap().image_digest, DIGEST);
+    assert!(listed[0].deployment.as_ref().unwrap().active);
 }

@@ -18,7 +18,7 @@ async fn every_change_is_a_new_revision_and_env_is_inherited(pool: PgPool) {
     let kek = Kek::generate().unwrap();
     let t = tenant(&pool, &kek, "acme").await;
     let app = app(&pool, &kek, &t, "web").await;
-    assert_eq!(revisions::current(&pool, app).await.unwrap(), None);
+    assert_eq!(revisions::intended(&pool, app).await.unwrap(), None);
 
     let first = revision_with_env(&pool, &kek, app, &[("B", "2"), ("A", "1")]).await;
     // A scale change: same spec, new replicas, env inherited as ciphertext.
@@ -35,7 +35,7 @@ async fn every_change_is_a_new_revision_and_env_is_inherited(pool: PgPool) {
             replicas: 3,
             asleep: false,
             cause: "scale",
-            env: EnvChange::Inherit,
+            env: EnvChange::CopyFrom(first),
             created_by: Some(t.user),
         },
     )
@@ -44,7 +44,7 @@ async fn every_change_is_a_new_revision_and_env_is_inherited(pool: PgPool) {
     tx.commit().await.unwrap();
     assert!(scaled > first);
 
-    let current = revisions::current(&pool, app).await.unwrap().unwrap();
+    let current = revisions::intended(&pool, app).await.unwrap().unwrap();
     assert_eq!(
         (current.id, current.replicas, current.cause.as_str()),
         (scaled, 3, "scale")
@@ -134,7 +134,7 @@ async fn writers_of_one_app_are_serialised_by_its_lock(pool: PgPool) {
         tokio::task::yield_now().await;
     }
     assert!(!second.is_finished());
-    assert_eq!(revisions::current(&pool, app).await.unwrap(), None);
+    assert_eq!(revisions::intended(&pool, app).await.unwrap(), None);
 
     // Writer 1 writes and commits; only then does writer 2 get through, after it.
     let spec = spec();
@@ -149,7 +149,7 @@ async fn writers_of_one_app_are_serialised_by_its_lock(pool: PgPool) {
             replicas: 1,
             asleep: false,
             cause: "deploy",
-            env: EnvChange::Inherit,
+            env: EnvChange::Replace(vec![]),
             created_by: None,
         },
     )

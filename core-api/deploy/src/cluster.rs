@@ -1,7 +1,8 @@
 //! Kubernetes clients for the clusters in the database, built from their sealed
-//! kubeconfigs and kept per cluster id. A client whose cluster stopped answering is
-//! dropped ([`ClusterClients::forget`]) so the next use reads the credentials again:
-//! after a rebuild the resurrector writes a new kubeconfig there.
+//! kubeconfigs and kept per cluster id with the version of the credentials they were
+//! built from: every use compares that version with the row's (one small query), so
+//! after the resurrector writes a new kubeconfig every process builds a new client. A
+//! client whose cluster stopped answering is dropped ([`ClusterClients::forget`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,10 +31,20 @@ impl ClusterError {
     }
 }
 
-/// Clients per cluster id. Cheap to clone.
+/// Clients per cluster id, with the credentials version each was built from. Cheap to
+/// clone.
 #[derive(Clone, Default)]
 pub struct ClusterClients {
-    cache: Arc<Mutex<HashMap<i64, kube::Client>>>,
+    cache: Arc<Mutex<HashMap<i64, Cached>>>,
+}
+
+/// A client and the credentials version it was built from.
+type Cached = (Vec<u8>, kube::Client);
+
+/// A client and whether it replaced a cached one built from older credentials.
+pub struct Fetched {
+    pub client: kube::Client,
+    pub replaced: bool,
 }
 
 impl std::fmt::Debug for ClusterClients {
@@ -50,9 +61,28 @@ impl ClusterClients {
         kek: &Kek,
         cluster_id: i64,
     ) -> Result<kube::Client, ClusterError> {
-        if let Some(c) = self.lock().get(&cluster_id) {
-            return Ok(c.clone());
-        }
+        Ok(self.fetch(db, kek, cluster_id).await?.client)
+    }
+
+    /// As [`ClusterClients::get`], saying whether the credentials changed since the
+    /// cached client was built (then it was replaced).
+    pub async fn fetch(
+        &self,
+        db: &PgPool,
+        kek: &Kek,
+        cluster_id: i64,
+    ) -> Result<Fetched, ClusterError> {
+        let version = clusters::credentials_version(db, cluster_id).await?;
+        let replaced = match self.lock().get(&cluster_id) {
+            Some((v, c)) if *v == version => {
+                return Ok(Fetched {
+                    client: c.clone(),
+                    replaced: false,
+                });
+            }
+            Some(_) => true,
+            None => false,
+        };
         // An InlineKubeconfig: no exec or auth-provider plugin, no file reference.
         let creds = clusters::credentials(db, kek, cluster_id).await?;
         let bad = |cause: String| ClusterError::BadCredentials { cluster_id, cause };
@@ -67,8 +97,8 @@ impl ClusterClients {
                 .await
                 .map_err(|e| bad(first_line(&e.to_string())))?;
         let client = kube::Client::try_from(config).map_err(|e| bad(first_line(&e.to_string())))?;
-        self.lock().insert(cluster_id, client.clone());
-        Ok(client)
+        self.lock().insert(cluster_id, (version, client.clone()));
+        Ok(Fetched { client, replaced })
     }
 
     /// Drops the cached client, e.g. after the cluster stopped answering.
@@ -76,7 +106,7 @@ impl ClusterClients {
         self.lock().remove(&cluster_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, kube::Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Cached>> {
         // A panic while holding this lock cannot leave the map half-written.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -3,50 +3,46 @@
 //! revert, then record the result. Every step is an audit event of the deployment, which
 //! is also what the API streams to the client.
 
+use std::sync::Arc;
+
 use loco_preflight::Purpose;
 use tokio::sync::mpsc;
 
-use super::gate::{request_for, summary};
+use super::gate::{request_for_change, summary};
 use super::input::{self, Placement};
+use super::lease::Held;
 use super::{Deployer, FailReason};
-use loco_apply::{Applier, Progress};
+use loco_apply::{Applier, Previous, Progress};
 use loco_db::deployments::{self, Status};
 use loco_db::events::{self, Actor, NewEvent};
-use loco_db::queue::{self, Claimed};
+use loco_db::queue::{self, Claimed, Lease};
 use loco_db::{DbError, revisions};
 use loco_render::{ObjectRef, Rendered};
 use loco_spec::ResolvedSpec;
 
 const ACTOR: Actor = Actor::System("deploy");
 
-/// Runs a claimed deployment to its end. Errors are the database's only: everything that
-/// goes wrong in the cluster ends as a failed deployment with a reason.
-pub async fn run(d: &Deployer, claimed: &Claimed) -> Result<(), DbError> {
+/// Runs a claimed deployment to its end, while `held` (renewed by the worker loop) is
+/// its lease. Errors are the database's only: everything that goes wrong in the cluster
+/// ends as a failed deployment with a reason. A worker that lost its lease stops before
+/// its next cluster write and records nothing: the worker that took over does.
+pub async fn run(d: &Deployer, claimed: &Claimed, held: &Arc<Held>) -> Result<(), DbError> {
     let id = claimed.deployment_id;
     let at = input::placement(&d.db, claimed.app_id).await?;
-    let lease = d.config.lease;
-    let renewer = {
-        let db = d.db.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                match queue::renew(&db, id, lease).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        tracing::warn!(deployment_id = id, error = %e, "lease renewal failed")
-                    }
-                }
-            }
-        })
+    let result = attempt(d, &at, claimed, held).await;
+    let finished = match result {
+        Ok(rendered) => succeed(d, &at, held.lease(), &rendered).await,
+        Err(f) => fail(d, &at, held.lease(), f).await,
     };
-    let result = attempt(d, &at, claimed).await;
-    renewer.abort();
-    match result {
-        Ok(rendered) => succeed(d, &at, id, &rendered).await,
-        Err(f) => fail(d, &at, id, f).await,
+    match finished {
+        Err(DbError::LeaseLost { .. }) => {
+            tracing::warn!(
+                deployment_id = id,
+                "lease lost: another worker carries on with this deployment"
+            );
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -105,7 +101,12 @@ const INTERNAL_APPLY_REASONS: &[&str] = &[
     "apply_forbidden",
 ];
 
-async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rendered, Failed> {
+async fn attempt(
+    d: &Deployer,
+    at: &Placement,
+    claimed: &Claimed,
+    held: &Arc<Held>,
+) -> Result<Rendered, Failed> {
     let id = claimed.deployment_id;
     let deployment = deployments::get(&d.db, at.app.org_id, id).await?;
     let revision = revisions::get(&d.db, at.app.org_id, deployment.revision_id).await?;
@@ -132,35 +133,67 @@ async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rend
     )
     .await?;
 
-    let client = d.clusters.get(&d.db, &d.kek, at.cluster_id).await?;
+    let client = d.client(at.cluster_id).await?;
+    let settings = d.render_settings(at.cluster_id).await?;
     let input::RenderedRevision {
         rendered: desired,
         spec,
-    } = input::render_revision(&d.db, &d.kek, &d.config.render, at, &revision, &deployment).await?;
+    } = input::render_revision(&d.db, &d.kek, &settings, at, &revision, &deployment).await?;
 
-    // The revert target: what the active deployment applied.
+    // The revert target: what the active deployment applied. One that cannot be
+    // rendered is no "first deploy": its objects stay, and a revert says why it cannot.
     let active = deployments::active(&d.db, at.app.id).await?;
-    let (previous, previous_inventory) = match active.filter(|a| a.id != id) {
+    let mut unrenderable = String::new();
+    let previous = match active.filter(|a| a.id != id) {
         Some(a) => {
-            let inventory: Vec<ObjectRef> =
-                serde_json::from_value(a.inventory.clone()).unwrap_or_default();
             let prev_rev = revisions::get(&d.db, at.app.org_id, a.revision_id).await?;
-            let rendered =
-                input::render_revision(&d.db, &d.kek, &d.config.render, at, &prev_rev, &a)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(deployment_id = id, error = %e, "the active revision cannot be rendered; no revert target");
-                    })
-                    .ok()
-                    .map(|r| r.rendered);
-            (rendered, inventory)
+            match input::render_revision(&d.db, &d.kek, &settings, at, &prev_rev, &a).await {
+                Ok(r) => Some(r.rendered),
+                Err(e) => {
+                    tracing::warn!(deployment_id = id, error = %e, "the active revision cannot be rendered; no revert target");
+                    unrenderable = e.to_string();
+                    None
+                }
+            }
         }
-        None => (None, Vec::new()),
+        None => None,
     };
+    let previous = match &previous {
+        Some(r) => Previous::Rendered(r),
+        None if !unrenderable.is_empty() => Previous::Unrenderable(&unrenderable),
+        None => Previous::FirstDeploy,
+    };
+    // Prune against the active deployment's inventory and those of the deployments that
+    // failed after it: what a failed deploy left behind goes with the next good one.
+    let mut previous_inventory: Vec<ObjectRef> = Vec::new();
+    for (from, inventory) in deployments::prune_inventories(&d.db, at.app.id).await? {
+        if from != id {
+            previous_inventory.extend(input::inventory_of(from, inventory)?);
+        }
+    }
 
-    preflight(d, at, id, &revision, &spec, &desired, &client).await?;
+    let running = match previous {
+        Previous::Rendered(r) => Some(r),
+        _ => None,
+    };
+    let change = Change {
+        revision: &revision,
+        spec: &spec,
+        desired: &desired,
+        running,
+    };
+    preflight(d, at, id, change, &client).await?;
 
-    let applier = Applier::new(client, d.config.apply.clone());
+    // Recorded before the first write, so whatever this attempt applies is in some
+    // inventory even if it dies midway.
+    let inventory = serde_json::to_value(desired.inventory())
+        .map_err(|e| DbError::Corrupt(format!("inventory: {e}")))?;
+    let mut tx = d.db.begin().await.map_err(DbError::from)?;
+    queue::fence(&mut tx, held.lease()).await?;
+    deployments::set_inventory(&mut *tx, id, &inventory).await?;
+    tx.commit().await.map_err(DbError::from)?;
+
+    let applier = Applier::new(client, d.config.apply.clone()).with_fence(held.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
     let recorder = {
         let (d, at) = (d.clone(), at.clone());
@@ -173,63 +206,63 @@ async fn attempt(d: &Deployer, at: &Placement, claimed: &Claimed) -> Result<Rend
         })
     };
     let outcome = applier
-        .deploy(&desired, previous.as_ref(), &previous_inventory, Some(&tx))
+        .deploy_with(&desired, previous, &previous_inventory, Some(&tx))
         .await;
     drop(tx);
     // Progress events land before the final status, so a stream reads them in order.
     let _ = recorder.await;
-    match outcome {
-        Ok(_) => Ok(desired),
-        Err(f) => {
-            let internal = INTERNAL_APPLY_REASONS.contains(&f.reason);
-            let mut message = if internal {
-                tracing::warn!(deployment_id = id, reason = f.reason, detail = %f.message, "apply failed");
-                format!(
-                    "applying deployment {id} failed on the cluster ({}); the details are logged under deployment id {id} for the operator.",
-                    f.reason
-                )
-            } else {
-                f.message.clone()
-            };
-            match (f.reverted, &f.revert_error, &previous) {
-                (true, _, Some(_)) => {
-                    message.push_str(" The previous deployment was re-applied and keeps serving.")
-                }
-                (true, _, None) => message.push_str(" What this first deploy created was removed."),
-                (false, Some(e), _) => {
-                    tracing::warn!(deployment_id = id, error = %e, "revert failed");
-                    message.push_str(&format!(
-                        " Reverting failed as well (logged under deployment id {id}): the cluster may run a mix; deploy again."
-                    ))
-                }
-                (false, None, _) => {}
-            }
-            Err(Failed {
-                reason: f.reason,
-                message,
-                detail: None,
-            })
+    // apply words what became of the cluster (reverted or not); an internal failure's
+    // text is the cluster's, so it is logged and the user sees loco's sentence and the id.
+    outcome.map(|_| desired).map_err(|f| {
+        let message = if INTERNAL_APPLY_REASONS.contains(&f.reason) {
+            tracing::warn!(deployment_id = id, reason = f.reason, detail = %f.message, "apply failed");
+            format!(
+                "applying deployment {id} failed on the cluster ({}); the details are logged under deployment id {id} for the operator.{}",
+                f.reason,
+                if f.reverted { " What it changed was reverted." } else { "" }
+            )
+        } else {
+            f.message
+        };
+        Failed {
+            reason: f.reason,
+            message,
+            detail: None,
         }
-    }
+    })
+}
+/// What runs now and what is to run: the change the preflight gate judges.
+struct Change<'a> {
+    revision: &'a revisions::Revision,
+    spec: &'a ResolvedSpec,
+    desired: &'a Rendered,
+    running: Option<&'a Rendered>,
 }
 
 async fn preflight(
     d: &Deployer,
     at: &Placement,
     id: i64,
-    revision: &revisions::Revision,
-    spec: &ResolvedSpec,
-    desired: &Rendered,
+    change: Change<'_>,
     client: &kube::Client,
 ) -> Result<(), Failed> {
+    let Change {
+        revision,
+        spec,
+        desired,
+        running,
+    } = change;
     let purpose = if revision.cause == "wake" {
         Purpose::Wake
     } else {
         Purpose::Deploy
     };
     let max = spec.autoscaling.as_ref().map(|_| spec.replicas.max);
-    let Some(req) = request_for(
+    // Only what the change adds: the app's own pods that the rollout frees are not
+    // counted as taken (a scale-down or a rollback to a smaller revision adds nothing).
+    let Some(req) = request_for_change(
         desired,
+        running,
         purpose,
         max,
         d.config.preflight_factor,
@@ -262,12 +295,14 @@ async fn preflight(
 async fn succeed(
     d: &Deployer,
     at: &Placement,
-    id: i64,
+    lease: &Lease,
     rendered: &Rendered,
 ) -> Result<(), DbError> {
+    let id = lease.deployment_id;
     let inventory = serde_json::to_value(rendered.inventory())
         .map_err(|e| DbError::Corrupt(format!("inventory: {e}")))?;
     let mut tx = d.db.begin().await?;
+    queue::fence(&mut tx, lease).await?;
     deployments::set_inventory(&mut *tx, id, &inventory).await?;
     deployments::activate(&mut tx, id).await?;
     sqlx::query!(
@@ -284,7 +319,8 @@ async fn succeed(
     Ok(())
 }
 
-async fn fail(d: &Deployer, at: &Placement, id: i64, f: Failed) -> Result<(), DbError> {
+async fn fail(d: &Deployer, at: &Placement, lease: &Lease, f: Failed) -> Result<(), DbError> {
+    let id = lease.deployment_id;
     tracing::warn!(
         deployment_id = id,
         app_id = at.app.id,
@@ -294,12 +330,8 @@ async fn fail(d: &Deployer, at: &Placement, id: i64, f: Failed) -> Result<(), Db
     );
     let message: String = f.shown(id).chars().take(3900).collect();
     let mut tx = d.db.begin().await?;
-    match deployments::set_status(&mut tx, id, Status::Failed, Some(f.reason), Some(&message)).await
-    {
-        // Someone else finished it meanwhile (a lease taken over): theirs stands.
-        Err(DbError::InvalidTransition { .. }) => return Ok(()),
-        other => other?,
-    }
+    queue::fence(&mut tx, lease).await?;
+    deployments::set_status(&mut tx, id, Status::Failed, Some(f.reason), Some(&message)).await?;
     tx.commit().await?;
     d.metrics.finished("failed");
     Ok(())

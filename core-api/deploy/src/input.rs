@@ -12,7 +12,7 @@ use loco_db::deployments::Deployment;
 use loco_db::revisions::{self, Revision};
 use loco_db::{DbError, apps, clusters};
 use loco_render::{
-    self, ChecksumKey, PullCredential, RenderInput, RenderSettings, Rendered, SiblingApp,
+    self, ChecksumKey, ObjectRef, PullCredential, RenderInput, RenderSettings, Rendered, SiblingApp,
 };
 use loco_spec::{EnvValues, ResolvedSpec};
 
@@ -46,9 +46,7 @@ pub struct Placement {
 pub async fn placement(db: &PgPool, app_id: i64) -> Result<Placement, DbError> {
     // The app's composite key on (workspace_id, org_id) keeps the workspace in its org.
     let row = sqlx::query!(
-        "SELECT a.id, a.org_id, a.workspace_id, a.name, a.kind, a.host, a.path_prefix, a.ports,
-                a.sleep_enabled, a.sleep_idle_window_seconds, a.created_at, w.cluster_id
-           FROM apps a JOIN workspaces w ON w.id = a.workspace_id
+        "SELECT a.org_id, w.cluster_id FROM apps a JOIN workspaces w ON w.id = a.workspace_id
           WHERE a.id = $1",
         app_id
     )
@@ -56,20 +54,22 @@ pub async fn placement(db: &PgPool, app_id: i64) -> Result<Placement, DbError> {
     .await?
     .ok_or(DbError::NotFound("app"))?;
     Ok(Placement {
-        app: apps::App {
-            id: row.id,
-            org_id: row.org_id,
-            workspace_id: row.workspace_id,
-            name: row.name,
-            kind: row.kind,
-            host: row.host,
-            path_prefix: row.path_prefix,
-            ports: row.ports,
-            sleep_enabled: row.sleep_enabled,
-            sleep_idle_window_seconds: row.sleep_idle_window_seconds,
-            created_at: row.created_at,
-        },
+        app: apps::get(db, row.org_id, app_id).await?,
         cluster_id: row.cluster_id,
+    })
+}
+
+/// The inventory stored with deployment `deployment_id`. One that does not parse is
+/// an error, never an empty list: pruning against nothing would leave objects behind
+/// unnoticed.
+pub fn inventory_of(
+    deployment_id: i64,
+    inventory: serde_json::Value,
+) -> Result<Vec<ObjectRef>, DbError> {
+    serde_json::from_value(inventory).map_err(|e| {
+        DbError::Corrupt(format!(
+            "the inventory of deployment {deployment_id} is not a list of objects ({e})"
+        ))
     })
 }
 
@@ -157,4 +157,24 @@ pub async fn render_revision(
         rendered,
         spec: input.spec,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inventory_of;
+
+    #[test]
+    fn a_corrupt_inventory_is_an_error_not_an_empty_list() {
+        let good = serde_json::json!([{"apiVersion": "v1", "kind": "Secret", "namespace": "n", "name": "s"}]);
+        assert_eq!(inventory_of(1, good).unwrap().len(), 1);
+        for bad in [
+            serde_json::json!({"kind": "Secret"}),
+            serde_json::json!([{"kind": "Secret"}]),
+            serde_json::json!("[]"),
+        ] {
+            let e = inventory_of(9, bad).unwrap_err();
+            assert_eq!(e.reason(), "stored_data_corrupt");
+            assert!(e.to_string().contains("deployment 9"), "{e}");
+        }
+    }
 }

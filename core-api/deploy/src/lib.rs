@@ -14,6 +14,7 @@ pub mod flow;
 pub mod gate;
 pub mod image;
 pub mod input;
+pub mod lease;
 pub mod registry;
 pub mod remove;
 pub mod request;
@@ -52,6 +53,9 @@ pub struct DeployConfig {
     /// How long a claimed deployment is ours without renewal; a dead worker's
     /// deployment is taken over after this.
     pub lease: Duration,
+    /// Claims of one deployment at most (a worker that died, panicked or lost its lease
+    /// used one); the deployment then fails `attempts_exhausted`.
+    pub max_attempts: i32,
     /// Overrides preflight's factor (2 for deploys and wakes).
     pub preflight_factor: Option<f64>,
     /// How often idle workers look at the queue (a new deployment in this process wakes
@@ -72,6 +76,7 @@ impl Default for DeployConfig {
             max_concurrent_app_deployments: 3,
             workers: 8,
             lease: Duration::from_secs(60),
+            max_attempts: 3,
             preflight_factor: None,
             poll: Duration::from_secs(2),
             preflight_components: None,
@@ -162,6 +167,34 @@ impl Deployer {
         }
     }
 
+    /// The client of a cluster. When its stored credentials changed since the cached
+    /// client was built (the resurrector wrote a new kubeconfig), the client is rebuilt
+    /// and the cluster's preflight watch cache dropped with it.
+    pub async fn client(&self, cluster_id: i64) -> Result<kube::Client, cluster::ClusterError> {
+        let fetched = self.clusters.fetch(&self.db, &self.kek, cluster_id).await?;
+        if fetched.replaced {
+            self.gates.forget(cluster_id);
+            tracing::info!(cluster_id, "cluster credentials changed; new client");
+        }
+        Ok(fetched.client)
+    }
+
+    /// The render settings of a cluster: its newest stored row; a cluster without one
+    /// gets this process's configured settings stored as its first (they only seed it).
+    pub async fn render_settings(&self, cluster_id: i64) -> Result<RenderSettings, DbError> {
+        let corrupt = |e: serde_json::Error| {
+            DbError::Corrupt(format!("render settings of cluster {cluster_id}: {e}"))
+        };
+        if let Some((_, stored)) = loco_db::clusters::render_settings(&self.db, cluster_id).await? {
+            return serde_json::from_value(stored).map_err(corrupt);
+        }
+        let seed = serde_json::to_value(&self.config.render).map_err(corrupt)?;
+        let mut tx = self.db.begin().await?;
+        let in_force = loco_db::clusters::seed_render_settings(&mut tx, cluster_id, &seed).await?;
+        tx.commit().await?;
+        serde_json::from_value(in_force).map_err(corrupt)
+    }
+
     /// Tells idle workers of this process that a deployment was queued.
     pub fn notify(&self) {
         self.wake.notify_waiters();
@@ -171,26 +204,66 @@ impl Deployer {
     /// shutdown keeps its row `applying`; its lease runs out and a worker (this process
     /// after a restart, or another replica) starts it over: apply is idempotent.
     pub async fn run_workers(&self, shutdown: impl std::future::Future<Output = ()>) {
+        self.run_queue(shutdown, |d, claimed, held| async move {
+            flow::run(&d, &claimed, &held).await
+        })
+        .await;
+    }
+
+    /// The worker loop of [`Deployer::run_workers`] around any `run` of one claimed
+    /// deployment (tests put a scripted one here). Each claim is renewed while `run`
+    /// runs; when `run` panics or returns an error its lease is released at once, so the
+    /// deployment is retried (up to `max_attempts` claims) instead of blocking its app.
+    pub async fn run_queue<F, Fut>(&self, shutdown: impl std::future::Future<Output = ()>, run: F)
+    where
+        F: Fn(Deployer, queue::Claimed, Arc<lease::Held>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), DbError>> + Send + 'static,
+    {
+        let run = Arc::new(run);
+        let rules = queue::ClaimRules {
+            max_per_cluster: self.config.max_concurrent_app_deployments,
+            lease: self.config.lease,
+            max_attempts: self.config.max_attempts,
+        };
         let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             // Claim while there are free slots and runnable deployments.
             while let Ok(permit) = slots.clone().try_acquire_owned() {
-                match queue::claim(
-                    &self.db,
-                    self.config.max_concurrent_app_deployments,
-                    self.config.lease,
-                )
-                .await
-                {
+                let claimed_at = tokio::time::Instant::now();
+                match queue::claim(&self.db, rules).await {
                     Ok(Some(claimed)) => {
                         let d = self.clone();
+                        let run = run.clone();
                         tasks.spawn(async move {
                             let _permit = permit;
-                            if let Err(e) = flow::run(&d, &claimed).await {
-                                tracing::error!(deployment_id = claimed.deployment_id, error = %e,
-                                    "deployment stopped on a database error; it is retried when its lease runs out");
+                            let id = claimed.deployment_id;
+                            let held = lease::Held::new(claimed.lease, claimed_at, d.config.lease);
+                            let renewer =
+                                lease::Renewer::start(d.db.clone(), held.clone(), d.config.lease);
+                            // Its own task, so a panic ends there and is seen here.
+                            let inner = tokio::spawn(run(d.clone(), claimed, held.clone()));
+                            // Shutdown aborts this task; the run must stop with it.
+                            let _stop = lease::AbortOnDrop(inner.abort_handle());
+                            let outcome = inner.await;
+                            drop(renewer);
+                            let stopped = match outcome {
+                                Ok(Ok(())) => false,
+                                Ok(Err(e)) => {
+                                    tracing::error!(deployment_id = id, error = %e,
+                                        "deployment stopped on a database error; it is retried");
+                                    true
+                                }
+                                Err(e) => {
+                                    tracing::error!(deployment_id = id, error = %e,
+                                        "deployment panicked; it is retried");
+                                    true
+                                }
+                            };
+                            if stopped && let Err(e) = queue::release(&d.db, held.lease()).await {
+                                tracing::warn!(deployment_id = id, error = %e,
+                                    "cannot release the lease; it runs out by itself");
                             }
                             // Finishing frees a per-cluster slot another worker may be waiting for.
                             d.notify();

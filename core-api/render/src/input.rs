@@ -101,8 +101,10 @@ impl fmt::Debug for ChecksumKey {
 }
 
 /// The platform around the app: where the gateway and the reviver live, and what the
-/// cluster has installed. One per installation (chart values / loco-api config).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// cluster has installed. Stored per cluster in the database (the deploy flow reads
+/// them there, so a rebuild renders what was last applied); loco-api's flags seed them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RenderSettings {
     /// Namespace of the Gateway and the reviver.
     pub gateway_namespace: String,
@@ -135,7 +137,8 @@ pub struct RenderSettings {
 
 /// What app pods may connect to. Everything not allowed here is refused by the
 /// namespace's NetworkPolicies (where the CNI enforces them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EgressSettings {
     /// Allow the internet (0.0.0.0/0 and ::/0 minus `denied_cidrs`). The roadmap asks
     /// for per-org control later; off means DNS and the workspace only.

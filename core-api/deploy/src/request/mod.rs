@@ -1,12 +1,21 @@
 //! The write side of every change: one transaction writes the new revision and its
 //! pending deployment, under the app's advisory lock; the workers take it from there.
 //!
-//! A change always starts from the *deployed* revision (the one the active deployment
-//! applied), falling back to the newest when nothing is deployed yet: after a failed
-//! deploy, scaling or changing env keeps the image that actually runs. A deploy that
-//! would change nothing writes nothing and answers with the active deployment.
+//! Every change builds on the app's *intended* state ([`revisions::intended`]: the
+//! newest revision that did not fail, queued or applied), merges env into it and checks
+//! conflicts against it: a scale right after a deploy scales the new image, even while
+//! that deploy still waits in the queue (the queue then supersedes the older deployment,
+//! [`loco_db::queue`]). After a failed deploy the intended state is what runs again. A
+//! change that would change nothing writes nothing and answers with the deployment that
+//! carries the intended state; two wakes (or sleeps) of one app make one revision.
+//!
+//! `validate`: field checks; `env`: how a deploy's inline env merges into the intended
+//! env; `scale`: scale arithmetic; `image_record`: loco's push records.
 
-use std::collections::BTreeMap;
+mod env;
+mod image_record;
+mod scale;
+mod validate;
 
 use super::Deployer;
 use super::image::ImageRef;
@@ -16,6 +25,8 @@ use loco_db::events::{self, Actor, NewEvent};
 use loco_db::revisions::{self, EnvChange, NewRevision, Revision};
 use loco_db::{DbError, Tx, apps, deployments};
 use loco_spec::ResolvedSpec;
+use scale::{same_pod_template, scale};
+use validate::{check_matches_app, invalid};
 
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,18 +82,6 @@ impl From<sqlx::Error> for RequestError {
     }
 }
 
-fn invalid(
-    field: &'static str,
-    message: impl Into<String>,
-    next: impl Into<String>,
-) -> RequestError {
-    RequestError::Invalid {
-        field,
-        message: message.into(),
-        next_step: next.into(),
-    }
-}
-
 /// A deploy: a new image, a new loco.toml, or both.
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
@@ -135,15 +134,33 @@ impl Change {
     }
 }
 
-/// The revision a change starts from.
+/// The revision a change builds on: the app's intended state.
 async fn base_revision(
     conn: &mut sqlx::PgConnection,
     app_id: i64,
 ) -> Result<Option<Revision>, DbError> {
-    match revisions::deployed(&mut *conn, app_id).await? {
-        Some(r) => Ok(Some(r)),
-        None => revisions::current(&mut *conn, app_id).await,
+    revisions::intended(&mut *conn, app_id).await
+}
+
+/// Refuses changes of an app whose deletion has started (its queue is fenced).
+async fn refuse_deleting(tx: &mut Tx<'_>, app: &apps::App) -> Result<(), RequestError> {
+    if apps::deleting(&mut **tx, app.id).await? {
+        return Err(RequestError::Conflict {
+            reason: "app_being_deleted",
+            message: format!("app {} is being deleted", app.name),
+            next_step: "create the app again once its deletion finished".into(),
+        });
     }
+    Ok(())
+}
+
+/// The deployment that carries `revision` while it is queued, running or active: a
+/// change that would only repeat it answers with that one.
+async fn carrier(tx: &mut Tx<'_>, revision: &Revision) -> Result<Option<i64>, DbError> {
+    Ok(deployments::of_revision(&mut **tx, revision.id)
+        .await?
+        .filter(|d| d.active || d.status == "pending" || d.status == "applying")
+        .map(|d| d.id))
 }
 
 impl Deployer {
@@ -207,6 +224,7 @@ impl Deployer {
 
         let mut tx = self.db.begin().await?;
         loco_db::lock_app(&mut tx, app.id).await?;
+        refuse_deleting(&mut tx, app).await?;
         // Another change landed between the read above and the lock: what was validated
         // and merged no longer starts from the app's state.
         if base_revision(&mut tx, app.id).await?.map(|r| r.id) != base.as_ref().map(|r| r.id) {
@@ -226,7 +244,7 @@ impl Deployer {
                 b.image.clone().ok_or_else(|| {
                     invalid(
                         "image",
-                        "the deployed revision records no image reference",
+                        "the app's current revision records no image reference",
                         "send `image` with this deploy",
                     )
                 })?,
@@ -239,33 +257,12 @@ impl Deployer {
                 ));
             }
         };
-        let env = match (&spec_env, &base) {
-            (Some(values), Some(b)) => {
-                let mut merged: BTreeMap<String, Secret> =
-                    revisions::env(&mut tx, &self.kek, app.id, b.id)
-                        .await?
-                        .into_iter()
-                        .collect();
-                let unchanged = values
-                    .iter()
-                    .all(|(k, v)| merged.get(k).is_some_and(|old| old.expose() == v));
-                for (k, v) in values {
-                    merged.insert(k.clone(), Secret::new(v.clone()));
-                }
-                if unchanged {
-                    EnvChange::CopyFrom(b.id)
-                } else {
-                    EnvChange::Replace(merged.into_iter().collect())
-                }
+        let env = match &base {
+            Some(b) => {
+                let intended = revisions::env(&mut tx, &self.kek, app.id, b.id).await?;
+                env::merge(b.id, intended, spec_env.as_deref())
             }
-            (Some(values), None) => EnvChange::Replace(
-                values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
-                    .collect(),
-            ),
-            (None, Some(b)) => EnvChange::CopyFrom(b.id),
-            (None, None) => EnvChange::Replace(vec![]),
+            None => env::first(spec_env.as_deref()),
         };
         let replicas = match &base {
             Some(b) => u32::try_from(b.replicas)
@@ -274,20 +271,18 @@ impl Deployer {
             None => spec.replicas.min,
         };
 
-        // No change: the same spec, image, env and scale as the active deployment.
+        // No change: the same spec, image, env and scale as the intended state, whose
+        // deployment is queued, running or active.
         if let Some(b) = &base
-            && let Some(active) = deployments::active(&mut *tx, app.id).await?
-            && active.revision_id == b.id
             && !b.asleep
             && b.spec == spec_json
             && b.image.as_deref() == Some(pinned.as_str())
             && u32::try_from(b.replicas).ok() == Some(replicas)
             && matches!(env, EnvChange::CopyFrom(id) if id == b.id)
+            && let Some(deployment_id) = carrier(&mut tx, b).await?
         {
             tx.commit().await?;
-            return Ok(Outcome::Unchanged {
-                deployment_id: active.id,
-            });
+            return Ok(Outcome::Unchanged { deployment_id });
         }
 
         let revision = NewRevision {
@@ -312,7 +307,7 @@ impl Deployer {
         )
         .await?;
         if let Some(i) = &image {
-            record_image(&mut tx, app, i).await?;
+            image_record::record_image(&mut tx, app, i).await?;
         }
         tx.commit().await?;
         self.notify();
@@ -329,6 +324,7 @@ impl Deployer {
         let cause = change.cause();
         let mut tx = self.db.begin().await?;
         loco_db::lock_app(&mut tx, app.id).await?;
+        refuse_deleting(&mut tx, app).await?;
         let Some(base) = base_revision(&mut tx, app.id).await? else {
             return Err(RequestError::Conflict {
                 reason: "app_not_deployed",
@@ -341,7 +337,7 @@ impl Deployer {
         };
         let image = base.image.clone().ok_or_else(|| RequestError::Conflict {
             reason: "revision_unrenderable",
-            message: "the deployed revision records no image reference".into(),
+            message: "the app's current revision records no image reference".into(),
             next_step: "deploy the app again with `image`".into(),
         })?;
         let mut spec_json = base.spec.clone();
@@ -349,8 +345,8 @@ impl Deployer {
         let mut image_ref = image;
         let mut replicas = base.replicas;
         let mut asleep = base.asleep;
-        // Whether the new revision runs the deployed one's pod template: then its
-        // deployment keeps that template's id and the apply replaces no pod.
+        // Whether the new revision runs the base's pod template: then its deployment keeps
+        // that template's id and the apply replaces no pod.
         let (env, what, same_template) = match change {
             Change::Env(values) => {
                 let names: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
@@ -395,9 +391,8 @@ impl Deployer {
                         }
                         r
                     }
-                    None => previous_deployed(&mut tx, app, base.id)
-                        .await?
-                        .ok_or_else(|| RequestError::Conflict {
+                    None => previous_deployed(&mut tx, app).await?.ok_or_else(|| {
+                        RequestError::Conflict {
                             reason: "no_rollback_target",
                             message: format!(
                                 "app {} has no earlier ready deployment to roll back to",
@@ -406,7 +401,8 @@ impl Deployer {
                             next_step:
                                 "name a revision with `revision_id` (GET .../revisions lists them)"
                                     .into(),
-                        })?,
+                        }
+                    })?,
                 };
                 let Some(target_image) = target.image.clone() else {
                     return Err(RequestError::Conflict {
@@ -427,31 +423,39 @@ impl Deployer {
                     false,
                 )
             }
-            Change::Sleep => {
-                if base.asleep {
-                    return Err(RequestError::Conflict {
-                        reason: "already_asleep",
-                        message: format!("app {} is already asleep", app.name),
-                        next_step: "nothing to do; wake it with POST .../wake".into(),
+            Change::Sleep | Change::Wake => {
+                let to_sleep = cause == "sleep";
+                if base.asleep == to_sleep {
+                    // Single-flight: the app's lock makes every later caller see the first
+                    // one's revision; while its deployment runs, they all get its id.
+                    if base.cause == cause
+                        && let Some(deployment_id) = carrier(&mut tx, &base).await?
+                        && deployment_id != active_id(&mut tx, app).await?.unwrap_or(0)
+                    {
+                        tx.commit().await?;
+                        return Ok(Outcome::Unchanged { deployment_id });
+                    }
+                    return Err(if to_sleep {
+                        RequestError::Conflict {
+                            reason: "already_asleep",
+                            message: format!("app {} is already asleep", app.name),
+                            next_step: "nothing to do; wake it with POST .../wake".into(),
+                        }
+                    } else {
+                        RequestError::Conflict {
+                            reason: "not_asleep",
+                            message: format!("app {} is awake", app.name),
+                            next_step: "nothing to do".into(),
+                        }
                     });
                 }
-                asleep = true;
-                (
-                    EnvChange::CopyFrom(base.id),
-                    "sleep: 0 replicas, routes to the reviver".to_owned(),
-                    true,
-                )
-            }
-            Change::Wake => {
-                if !base.asleep {
-                    return Err(RequestError::Conflict {
-                        reason: "not_asleep",
-                        message: format!("app {} is awake", app.name),
-                        next_step: "nothing to do".into(),
-                    });
-                }
-                asleep = false;
-                (EnvChange::CopyFrom(base.id), "wake".to_owned(), true)
+                asleep = to_sleep;
+                let what = if to_sleep {
+                    "sleep: 0 replicas, routes to the reviver"
+                } else {
+                    "wake"
+                };
+                (EnvChange::CopyFrom(base.id), what.to_owned(), true)
             }
         };
         let revision = NewRevision {
@@ -467,10 +471,9 @@ impl Deployer {
         };
         // The template running is the active deployment's, when it deployed the base; with
         // nothing deployed (the first deploy failed) there is none to keep.
-        let template = match deployments::active(&mut *tx, app.id).await? {
-            Some(active) if same_template && active.revision_id == base.id => {
-                Some(active.template_id())
-            }
+        // The template is the one the base's deployment runs (queued or applied).
+        let template = match deployments::of_revision(&mut *tx, base.id).await? {
+            Some(d) if same_template => Some(d.template_id()),
             _ => None,
         };
         let out = queue(&mut tx, &self.kek, app, &revision, template, actor, &what).await?;
@@ -557,195 +560,25 @@ async fn queue(
     })
 }
 
-/// The revision of the newest ready-then-superseded deployment older than the active one.
-async fn previous_deployed(
-    tx: &mut Tx<'_>,
-    app: &apps::App,
-    active_revision: i64,
-) -> Result<Option<Revision>, DbError> {
+/// The id of the app's active deployment.
+async fn active_id(tx: &mut Tx<'_>, app: &apps::App) -> Result<Option<i64>, DbError> {
+    Ok(deployments::active(&mut **tx, app.id).await?.map(|d| d.id))
+}
+
+/// The revision deployed before the active one: that of the newest deployment the
+/// active one superseded (one that was ready, not one superseded while queued).
+async fn previous_deployed(tx: &mut Tx<'_>, app: &apps::App) -> Result<Option<Revision>, DbError> {
     let id = sqlx::query_scalar!(
-        "SELECT revision_id FROM deployments
-          WHERE app_id = $1 AND status = 'superseded' AND revision_id <> $2
-          ORDER BY id DESC LIMIT 1",
-        app.id,
-        active_revision
+        "SELECT d.revision_id FROM deployments d
+          WHERE d.app_id = $1 AND d.status = 'superseded'
+            AND d.reason IS DISTINCT FROM 'superseded_in_queue'
+            AND d.revision_id <> coalesce(
+                (SELECT a.revision_id FROM deployments a WHERE a.app_id = $1 AND a.active), 0)
+          ORDER BY d.id DESC LIMIT 1",
+        app.id
     )
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else { return Ok(None) };
     Ok(Some(revisions::get(&mut **tx, app.org_id, id).await?))
-}
-
-/// Loco's record of an image it deployed (the janitor orders by these).
-async fn record_image(tx: &mut Tx<'_>, app: &apps::App, i: &ResolvedImage) -> Result<(), DbError> {
-    let tag = i.reference.tag.clone().unwrap_or_else(|| {
-        // An untagged reference is recorded under its digest's hex prefix.
-        format!("sha256-{}", &i.digest["sha256:".len()..][..16])
-    });
-    let repository = format!("{}/{}", i.reference.registry, i.reference.repository);
-    loco_db::images::record(
-        tx,
-        &loco_db::images::NewImage {
-            org_id: app.org_id,
-            app_id: app.id,
-            repository: &repository,
-            tag: &tag,
-            digest: &i.digest,
-            size_bytes: i64::try_from(i.size_bytes).unwrap_or(i64::MAX),
-        },
-    )
-    .await
-}
-
-/// A loco.toml deployed to an app must describe that app: same name and route.
-fn check_matches_app(spec: &ResolvedSpec, app: &apps::App) -> Result<(), RequestError> {
-    if spec.app.name != app.name {
-        return Err(invalid(
-            "spec",
-            format!(
-                "the loco.toml names app {:?}, but this is app {:?}",
-                spec.app.name, app.name
-            ),
-            "deploy the loco.toml to the app it names, or change [Metadata] Name",
-        ));
-    }
-    if spec.routing.host != app.host || spec.routing.path_prefix != app.path_prefix {
-        return Err(invalid(
-            "spec",
-            format!(
-                "the loco.toml routes {}{}, but the app is registered for {}{}",
-                spec.routing.host, spec.routing.path_prefix, app.host, app.path_prefix
-            ),
-            "make [DomainConfig] Hostname and [Routing] PathPrefix match the app, or create an app for the new route",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether two specs render the same pod template: the replica bounds are the only part
-/// of a spec that never reaches it (they size the Deployment or the HPA).
-fn same_pod_template(before: &ResolvedSpec, after: &ResolvedSpec) -> bool {
-    let mut before = before.clone();
-    before.replicas = after.replicas;
-    before == *after
-}
-
-/// Applies a scale change to the spec and replica count; returns what changed.
-fn scale(
-    spec: &mut ResolvedSpec,
-    replicas: &mut i32,
-    r: Option<u32>,
-    cpu: Option<String>,
-    memory: Option<String>,
-    cap: u32,
-) -> Result<String, RequestError> {
-    let mut what = Vec::new();
-    if r.is_none() && cpu.is_none() && memory.is_none() {
-        return Err(invalid(
-            "scale",
-            "nothing to change",
-            "send at least one of replicas, cpu, memory",
-        ));
-    }
-    if let Some(n) = r {
-        if spec.autoscaling.is_some() {
-            return Err(invalid(
-                "replicas",
-                "the app autoscales: its HPA owns the replica count",
-                "change Replicas.Min/Max in loco.toml and deploy it, or turn autoscaling off",
-            ));
-        }
-        if n > cap {
-            return Err(invalid(
-                "replicas",
-                format!("at most {cap} replicas on this platform"),
-                format!("send a number from 0 to {cap}"),
-            ));
-        }
-        *replicas = i32::try_from(n).unwrap_or(i32::MAX);
-        spec.replicas.max = spec.replicas.max.max(n);
-        spec.replicas.min = spec.replicas.min.min(n.max(1));
-        what.push(format!("{n} replicas"));
-    }
-    if let Some(c) = cpu {
-        let millis = loco_preflight::quantity::cpu_millis(&c).map_err(|e| {
-            invalid(
-                "cpu",
-                format!("{c:?} is not a CPU quantity: {e}"),
-                "send e.g. \"500m\" or \"1\"",
-            )
-        })?;
-        if millis == 0 {
-            return Err(invalid("cpu", "must be more than 0", "send e.g. \"250m\""));
-        }
-        spec.resources.cpu = c.clone();
-        spec.resources.cpu_millis = millis;
-        what.push(format!("cpu {c}"));
-    }
-    if let Some(m) = memory {
-        let bytes = loco_preflight::quantity::bytes(&m).map_err(|e| {
-            invalid(
-                "memory",
-                format!("{m:?} is not a memory quantity: {e}"),
-                "send e.g. \"512Mi\" or \"1Gi\" (Mi/Gi, not MB)",
-            )
-        })?;
-        if bytes < 4 * 1024 * 1024 {
-            return Err(invalid(
-                "memory",
-                "must be at least 4Mi",
-                "send e.g. \"256Mi\"",
-            ));
-        }
-        spec.resources.memory = m.clone();
-        spec.resources.memory_bytes = bytes;
-        what.push(format!("memory {m}"));
-    }
-    Ok(format!("scale: {}", what.join(", ")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{same_pod_template, scale};
-    use loco_spec::ResolvedSpec;
-
-    fn spec() -> ResolvedSpec {
-        let src =
-            "[Metadata]\nName = \"web\"\n[Routing]\nPort = 8000\n[Health]\nPath = \"/health\"\n";
-        loco_spec::validate(src, "loco.toml", &Default::default())
-            .unwrap()
-            .spec
-    }
-
-    fn scaled(r: Option<u32>, cpu: Option<&str>, memory: Option<&str>) -> ResolvedSpec {
-        let mut s = spec();
-        let mut replicas = 1;
-        scale(
-            &mut s,
-            &mut replicas,
-            r,
-            cpu.map(str::to_owned),
-            memory.map(str::to_owned),
-            20,
-        )
-        .unwrap();
-        s
-    }
-
-    #[test]
-    fn only_a_replica_only_scale_keeps_the_pod_template() {
-        let base = spec();
-        let more = scaled(Some(5), None, None);
-        assert_ne!(more.replicas, base.replicas, "the bounds widen to 5");
-        assert!(same_pod_template(&base, &more));
-        assert!(same_pod_template(&base, &scaled(Some(0), None, None)));
-        assert!(!same_pod_template(
-            &base,
-            &scaled(Some(2), Some("250m"), None)
-        ));
-        assert!(!same_pod_template(&base, &scaled(None, None, Some("1Gi"))));
-        // The same quantity as before renders the same requests.
-        let cpu = base.resources.cpu.clone();
-        assert!(same_pod_template(&base, &scaled(None, Some(&cpu), None)));
-    }
 }
