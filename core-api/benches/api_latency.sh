@@ -64,7 +64,7 @@ psql -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "CREATE DATABASE $DB_NAME" >/dev/null
 
 head -c 32 /dev/urandom | base64 >"$WORK/kek"
 chmod 600 "$WORK/kek"
-export LOCO_KEK_FILE="$WORK/kek" LOCO_LOG_FORMAT=json LOCO_LOG=warn,loco_http=info,loco_deploy=info
+export LOCO_KEK_FILE="$WORK/kek" LOCO_LOG_FORMAT=json LOCO_LOG=warn,loco_api=info,loco_http=info,loco_deploy=info
 "$LOCO_API" migrate 2>>"$WORK/cli.log" || fail "loco-api migrate failed"
 read -r USER_ID ORG_ID <<<"$(psql -qtA -F' ' -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL'
 WITH u AS (INSERT INTO users (provider, provider_uid, login) VALUES ('github', 'bench-1', 'bench') RETURNING id),
