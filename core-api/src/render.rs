@@ -95,6 +95,25 @@ pub struct RenderSettingsArgs {
     /// Namespace of the cluster DNS (pods labelled k8s-app=kube-dns) app pods may ask.
     #[arg(long, env = "LOCO_EGRESS_DNS_NAMESPACE", default_value = "kube-system")]
     pub egress_dns_namespace: String,
+    /// Node labels app pods must land on, `key=value` (repeat the flag, or comma-separate
+    /// in the env variable), e.g. a dedicated node pool.
+    #[arg(long = "node-selector", env = "LOCO_NODE_SELECTOR", value_delimiter = ',',
+          value_parser = parse_label)]
+    pub node_selector: Vec<(String, String)>,
+    /// Taints app pods tolerate, `key=value:Effect` or `key:Effect` (repeat the flag, or
+    /// comma-separate in the env variable).
+    #[arg(long = "toleration", env = "LOCO_TOLERATIONS", value_delimiter = ',')]
+    pub tolerations: Vec<loco_render::PlacementToleration>,
+}
+
+/// `key=value` of `--node-selector`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "node selector '{s}' is not key=value, e.g. loco.deploy-app.com/node=real"
+        )),
+    }
 }
 
 impl RenderSettingsArgs {
@@ -114,6 +133,10 @@ impl RenderSettingsArgs {
                     .map(|c| c.to_string())
                     .collect(),
                 dns_namespace: self.egress_dns_namespace.clone(),
+            },
+            placement: loco_render::Placement {
+                node_selector: self.node_selector.iter().cloned().collect(),
+                tolerations: self.tolerations.clone(),
             },
             ..RenderSettings::default()
         }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::diagnose::PodTrouble;
 use super::resource::show;
 use loco_render::{LABEL_MANAGED_BY, MANAGED_BY, ObjectRef};
 
@@ -66,8 +67,8 @@ pub enum ApplyError {
     },
 
     #[error(
-        "the Deployment {namespace}/{name} did not roll out within {}s: {ready} of {desired} new pods ready. The new pods never passed their readiness check: look at the app's logs and its [Health] settings, then deploy again.",
-        .deadline.as_secs()
+        "the Deployment {namespace}/{name} did not roll out within {}s: {ready} of {desired} new pods ready. {}",
+        .deadline.as_secs(), cause_sentence(.cause)
     )]
     RolloutDeadlineExceeded {
         namespace: String,
@@ -75,16 +76,20 @@ pub enum ApplyError {
         ready: i32,
         desired: i32,
         deadline: Duration,
+        /// Why the new pods are not Ready, when their status says.
+        cause: Option<PodTrouble>,
     },
 
     #[error(
-        "the Deployment {namespace}/{name} stopped progressing ({ready} of {desired} new pods ready; Kubernetes reports ProgressDeadlineExceeded). Look at the app's logs and events, then deploy again."
+        "the Deployment {namespace}/{name} stopped progressing ({ready} of {desired} new pods ready; Kubernetes reports ProgressDeadlineExceeded). {}",
+        cause_sentence(.cause)
     )]
     RolloutStalled {
         namespace: String,
         name: String,
         ready: i32,
         desired: i32,
+        cause: Option<PodTrouble>,
     },
 
     #[error(
@@ -134,6 +139,12 @@ fn detail_suffix(detail: &str) -> String {
     }
 }
 
+/// The sentence of a rollout failure's cause; without one, the readiness check is the
+/// usual suspect.
+fn cause_sentence(cause: &Option<PodTrouble>) -> String {
+    cause.as_ref().unwrap_or(&PodTrouble::NotReady).sentence()
+}
+
 impl ApplyError {
     /// Stable snake_case name: metric label and audit event reason.
     pub fn reason(&self) -> &'static str {
@@ -145,8 +156,14 @@ impl ApplyError {
             Self::KindNotInstalled { .. } => "kind_not_installed",
             Self::Api { .. } => "kube_api_error",
             Self::Unreachable { .. } => "cluster_unreachable",
-            Self::RolloutDeadlineExceeded { .. } => "rollout_deadline_exceeded",
-            Self::RolloutStalled { .. } => "rollout_stalled",
+            Self::RolloutDeadlineExceeded { cause, .. } => cause
+                .as_ref()
+                .and_then(PodTrouble::reason)
+                .unwrap_or("rollout_deadline_exceeded"),
+            Self::RolloutStalled { cause, .. } => cause
+                .as_ref()
+                .and_then(PodTrouble::reason)
+                .unwrap_or("rollout_stalled"),
             Self::DeploymentMissing { .. } => "deployment_missing",
             Self::NamespaceDeleteTimeout { .. } => "namespace_delete_timeout",
             Self::Prepare { .. } => "apply_prepare_failed",

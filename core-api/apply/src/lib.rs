@@ -28,6 +28,7 @@
 //!   undone, carry a uid + resourceVersion precondition instead.
 
 mod deploy;
+mod diagnose;
 mod engine;
 mod error;
 mod hash;
@@ -47,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use deploy::{DeployReport, Previous};
+pub use diagnose::{PodTrouble, PullFailure, trouble_of};
 pub use error::{ApplyError, DeployFailure};
 pub use hash::{ANNOTATION_APPLIED_HASH, applied_hash};
 pub use progress::Progress;

@@ -9,6 +9,7 @@ use kube::Api;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Applier;
+use super::diagnose::pod_trouble;
 use super::engine::emit;
 use super::error::ApplyError;
 use super::progress::Progress;
@@ -110,11 +111,13 @@ impl Applier {
                     return Ok(());
                 }
                 Rollout::Stalled { ready, desired } => {
+                    let cause = pod_trouble(&self.client, &namespace, &image_of(&d)).await;
                     return Err(ApplyError::RolloutStalled {
                         namespace,
                         name: r.name,
                         ready,
                         desired,
+                        cause,
                     });
                 }
                 Rollout::Waiting { ready, desired } => {
@@ -131,12 +134,14 @@ impl Applier {
                     }
                     let now = Instant::now();
                     if now >= deadline {
+                        let cause = pod_trouble(&self.client, &namespace, &image_of(&d)).await;
                         return Err(ApplyError::RolloutDeadlineExceeded {
                             namespace,
                             name: r.name,
                             ready,
                             desired,
                             deadline: self.config.rollout_deadline,
+                            cause,
                         });
                     }
                     tokio::time::sleep(POLL.min(deadline - now)).await;
@@ -144,6 +149,16 @@ impl Applier {
             }
         }
     }
+}
+
+/// The image of the Deployment's first container: what the new pods run.
+fn image_of(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
 }
 
 fn missing(r: &ObjectRef) -> ApplyError {
@@ -261,6 +276,7 @@ mod tests {
             ready: 0,
             desired: 2,
             deadline: Duration::from_secs(300),
+            cause: None,
         };
         let m = e.to_string();
         assert!(
@@ -269,5 +285,26 @@ mod tests {
         );
         assert!(m.contains("logs"), "{m}");
         assert_eq!(e.reason(), "rollout_deadline_exceeded");
+    }
+
+    #[test]
+    fn a_known_cause_gives_its_reason_and_sentence() {
+        let e = ApplyError::RolloutDeadlineExceeded {
+            namespace: "wks-1-app-2".into(),
+            name: "app".into(),
+            ready: 0,
+            desired: 1,
+            deadline: Duration::from_secs(60),
+            cause: Some(crate::PodTrouble::ImagePull {
+                image: "r.io/acme/web:v1".into(),
+                kind: crate::PullFailure::Refused,
+            }),
+        };
+        assert_eq!(e.reason(), "image_pull_failed");
+        let m = e.to_string();
+        assert!(
+            m.contains("pull credential") && !m.contains("readiness"),
+            "{m}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What render reads: plain data the I/O layer fills from database rows (or the CLI from a
 //! loco.toml). No database, cluster or HTTP types here.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use loco_spec::{EnvValues, ResolvedSpec};
@@ -133,6 +134,58 @@ pub struct RenderSettings {
     /// Egress from app pods: DNS, the same workspace, and (when allowed) the internet
     /// minus `denied_cidrs`.
     pub egress: EgressSettings,
+    /// Which nodes app pods run on: a node selector and the taints they tolerate (e.g.
+    /// a dedicated node pool). Empty: wherever the scheduler likes.
+    pub placement: Placement,
+}
+
+/// Where app pods may be scheduled. Preflight reads the same fields from the rendered
+/// Deployment, so it counts only the nodes the pods can land on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Placement {
+    /// Labels a node must carry.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints app pods tolerate.
+    pub tolerations: Vec<PlacementToleration>,
+}
+
+/// One toleration: `key=value:Effect` (value compared with `Equal`) or `key:Effect`
+/// (`Exists`). The effect is NoSchedule, PreferNoSchedule or NoExecute.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlacementToleration {
+    pub key: String,
+    /// `None`: the toleration matches any value (`operator: Exists`).
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+impl std::str::FromStr for PlacementToleration {
+    type Err = String;
+
+    /// Parses `key=value:Effect` or `key:Effect`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kv, effect) = s.rsplit_once(':').ok_or_else(|| {
+            format!("toleration '{s}' has no effect: write key=value:NoSchedule or key:NoSchedule")
+        })?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            return Err(format!(
+                "toleration '{s}': the effect must be NoSchedule, PreferNoSchedule or NoExecute, not '{effect}'"
+            ));
+        }
+        let (key, value) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (kv, None),
+        };
+        if key.is_empty() {
+            return Err(format!("toleration '{s}' has an empty key"));
+        }
+        Ok(PlacementToleration {
+            key: key.to_owned(),
+            value,
+            effect: effect.to_owned(),
+        })
+    }
 }
 
 /// What app pods may connect to. Everything not allowed here is refused by the
@@ -193,6 +246,7 @@ impl Default for RenderSettings {
             read_only_root_filesystem: true,
             tmp_size_limit: "256Mi".to_owned(),
             egress: EgressSettings::default(),
+            placement: Placement::default(),
         }
     }
 }

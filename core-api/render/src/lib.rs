@@ -41,8 +41,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use dynamic::{ApiResource, DynamicObject, TypeMeta};
 pub use input::{
-    ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, PullCredential, RenderInput,
-    RenderSettings, SiblingApp,
+    ChecksumKey, DEFAULT_EGRESS_DENIED, EgressSettings, Placement, PlacementToleration,
+    PullCredential, RenderInput, RenderSettings, SiblingApp,
 };
 pub use object::{Object, ObjectRef, Phase, REDACTED, Rendered, RenderedObject, Secrets};
 

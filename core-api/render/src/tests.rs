@@ -543,3 +543,45 @@ fn egress_is_dns_the_workspace_and_the_internet_minus_metadata_and_cluster_range
     assert_eq!(volumes[0]["name"], "tmp");
     assert_eq!(volumes[0]["emptyDir"]["sizeLimit"], "256Mi");
 }
+
+#[test]
+fn placement_renders_the_node_selector_and_tolerations_only_when_set() {
+    let objs = json_of(&render(&input(WEB)).unwrap());
+    let pod = &find(&objs, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert!(pod.get("nodeSelector").is_none() && pod.get("tolerations").is_none());
+
+    let mut i = input(WEB);
+    i.settings.placement = crate::Placement {
+        node_selector: [("loco.deploy-app.com/node".to_owned(), "real".to_owned())].into(),
+        tolerations: vec![
+            "loco.deploy-app.com/real-node=true:NoSchedule"
+                .parse()
+                .unwrap(),
+            "dedicated:NoExecute".parse().unwrap(),
+        ],
+    };
+    let objs = json_of(&render(&i).unwrap());
+    let pod = &find(&objs, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["nodeSelector"],
+        serde_json::json!({"loco.deploy-app.com/node": "real"})
+    );
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([
+            {"key": "loco.deploy-app.com/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+            {"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}
+        ])
+    );
+}
+
+#[test]
+fn a_toleration_needs_a_known_effect_and_a_key() {
+    use crate::PlacementToleration as T;
+    for bad in ["novalue", "k=v:Sometimes", "=v:NoSchedule", ":NoSchedule"] {
+        let e = bad.parse::<T>().unwrap_err();
+        assert!(e.contains(bad), "{e}");
+    }
+    let t: T = "k=:NoSchedule".parse().unwrap();
+    assert_eq!(t.value.as_deref(), Some(""));
+}

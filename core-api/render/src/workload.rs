@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
     ExecAction, GRPCAction, HTTPGetAction, LocalObjectReference, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretEnvSource,
-    SecurityContext, ServiceAccount, Volume, VolumeMount,
+    SecurityContext, ServiceAccount, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -305,6 +305,7 @@ pub(super) fn deployment(cx: &Cx, env_secret: Option<&str>) -> Result<Deployment
     let mut pod_labels = cx.labels();
     pod_labels.extend(cx.selector());
     let read_only = cx.settings().read_only_root_filesystem;
+    let placement = &cx.settings().placement;
     let pod = PodSpec {
         containers: vec![container(cx, env_secret)?],
         service_account_name: Some(SERVICE_NAME.to_owned()),
@@ -334,6 +335,9 @@ pub(super) fn deployment(cx: &Cx, env_secret: Option<&str>) -> Result<Deployment
                 ..Volume::default()
             }]
         }),
+        node_selector: (!placement.node_selector.is_empty())
+            .then(|| placement.node_selector.clone()),
+        tolerations: (!placement.tolerations.is_empty()).then(|| tolerations(placement)),
         ..PodSpec::default()
     };
     Ok(Deployment {
@@ -366,6 +370,20 @@ pub(super) fn deployment(cx: &Cx, env_secret: Option<&str>) -> Result<Deployment
         }),
         status: None,
     })
+}
+
+fn tolerations(placement: &crate::Placement) -> Vec<Toleration> {
+    placement
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: Some(t.key.clone()),
+            operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.to_owned()),
+            value: t.value.clone(),
+            effect: Some(t.effect.clone()),
+            toleration_seconds: None,
+        })
+        .collect()
 }
 
 /// autoscaling/v2 HPA when autoscaling is on and the app is awake.

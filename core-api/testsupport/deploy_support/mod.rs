@@ -50,28 +50,8 @@ pub async fn push_image(repo: &str, tag: &str, layer_bytes: usize) -> String {
     let mut layer = vec![0u8; layer_bytes];
     layer[..tag.len().min(layer_bytes)]
         .copy_from_slice(&tag.as_bytes()[..tag.len().min(layer_bytes)]);
-    for blob in [config.clone(), layer.clone()] {
-        let start = http
-            .post(format!("{registry}/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(start.status(), 202, "starting an upload");
-        let location = start.headers()["location"].to_str().unwrap().to_string();
-        let location = if location.starts_with("http") {
-            location
-        } else {
-            format!("{registry}{location}")
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put = http
-            .put(format!("{location}{sep}digest={}", sha256(&blob)))
-            .header("content-type", "application/octet-stream")
-            .body(blob)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "finishing an upload");
+    for blob in [&config, &layer] {
+        upload_blob(&http, &registry, repo, blob).await;
     }
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
@@ -158,5 +138,129 @@ pub async fn distinct_ids(pool: &PgPool) {
             .execute(pool)
             .await
             .unwrap();
+    }
+}
+
+/// Copies the stack's test image `source` (`host/repo@sha256:...`, e.g.
+/// `LOCO_TEST_IMAGE_HTTPD`) into `repo:tag` of the stack's registry with `env` added to
+/// its config (replacing variables of the same name): a new config, so a new digest
+/// that no node has pulled yet, on the same layers (mounted, not copied). Returns the
+/// new manifest digest.
+pub async fn copy_test_image(source: &str, repo: &str, tag: &str, env: &[(&str, &str)]) -> String {
+    let registry = registry_url();
+    let http = reqwest::Client::new();
+    let (path, digest) = source
+        .split_once('@')
+        .expect("a test image reference with @sha256:");
+    let from = path.split_once('/').expect("host/repo").1;
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let manifest: serde_json::Value = http
+        .get(format!("{registry}/v2/{from}/manifests/{digest}"))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .expect("the test image is in the stack's registry (tests/minikube/stack up pushes it)")
+        .json()
+        .await
+        .unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let mut config: serde_json::Value = http
+        .get(format!("{registry}/v2/{from}/blobs/{config_digest}"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vars = config["config"]["Env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut vars: Vec<String> = vars
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter(|v| !env.iter().any(|(k, _)| v.starts_with(&format!("{k}="))))
+        .collect();
+    vars.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    config["config"]["Env"] = serde_json::json!(vars);
+    let config = serde_json::to_vec(&config).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let d = layer["digest"].as_str().unwrap();
+        let r = http
+            .post(format!(
+                "{registry}/v2/{repo}/blobs/uploads/?mount={d}&from={from}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "mounting layer {d} from {from} into {repo}"
+        );
+    }
+    upload_blob(&http, &registry, repo, &config).await;
+    let mut manifest = manifest;
+    manifest["config"]["digest"] = serde_json::json!(sha256(&config));
+    manifest["config"]["size"] = serde_json::json!(config.len());
+    let body = serde_json::to_vec(&manifest).unwrap();
+    let media = manifest["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_owned();
+    let put = http
+        .put(format!("{registry}/v2/{repo}/manifests/{tag}"))
+        .header("content-type", media)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201, "{:?}", put.text().await);
+    sha256(&body)
+}
+
+/// One monolithic blob upload (POST, then PUT with the digest).
+async fn upload_blob(http: &reqwest::Client, registry: &str, repo: &str, blob: &[u8]) {
+    let start = http
+        .post(format!("{registry}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 202, "starting an upload");
+    let location = start.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("{registry}{location}")
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{location}{sep}digest={}", sha256(blob)))
+        .header("content-type", "application/octet-stream")
+        .body(blob.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201, "finishing an upload");
+}
+
+/// A variable of `tests/minikube/stack env`; `None` (the test skips, saying why) when it
+/// is unset outside CI. Under CI=true a missing part of the bed fails the test.
+pub fn stack_var(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if matches!(std::env::var("CI").as_deref(), Ok("true" | "1")) => panic!(
+            "{var} is not set but CI=true requires the whole test bed: run `tests/minikube/stack up`, then `eval \"$(tests/minikube/stack env)\"`"
+        ),
+        _ => {
+            eprintln!(
+                "skipping: {var} is not set (tests/minikube/stack up, then eval \"$(tests/minikube/stack env)\")"
+            );
+            None
+        }
     }
 }

@@ -33,7 +33,7 @@ push_images() {
   mkdir -p "$STATE/images"
   : >"$log"
   for name in "${IMAGES[@]}"; do
-    key=$( { sha256sum "$TESTAPP" "$busybox" | cut -d' ' -f1; echo "$name v1"; } | sha256sum | cut -c1-32)
+    key=$( { sha256sum "$TESTAPP" "$busybox" | cut -d' ' -f1; echo "$name v1 user 65534"; } | sha256sum | cut -c1-32)
     if [ "$(sed -n 1p "$STATE/images/$name.ref" 2>/dev/null)" = "$key" ] &&
       "$crane" digest --insecure "$(image_ref "$name")" >/dev/null 2>&1; then
       continue
@@ -41,7 +41,9 @@ push_images() {
     work=$(mktemp -d)
     mkdir -p "$work/root/bin" "$work/root/tmp" "$work/root/etc"
     cp "$TESTAPP" "$work/root/bin/testapp"
-    local entry=(/bin/testapp serve) env=(--env "LOCO_TEST_IMAGE_NAME=$name" --env PORT=8080)
+    # App images run as nobody (65534): loco renders runAsNonRoot, which kubelet checks
+    # against the image's numeric user.
+    local entry=(/bin/testapp serve) env=(--env "LOCO_TEST_IMAGE_NAME=$name" --env PORT=8080 --user 65534:65534)
     case $name in
       pause) entry=(/bin/testapp pause); env=() ;;
       unhealthy) env+=(--env LOCO_TEST_HEALTHZ_STATUS=500) ;;
