@@ -589,3 +589,50 @@ async fn a_wrong_pull_credential_fails_the_deploy_and_the_right_one_serves(pool:
         .await;
     assert_eq!(field(&body, "app"), Some(name.as_str()));
 }
+
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
+async fn preflight_counts_only_the_nodes_the_placement_allows(pool: PgPool) {
+    let Some(bed) = bed() else { return };
+    // 1.5 CPU with preflight's 2x headroom fits on every 4-CPU kwok node but not on the
+    // 2-CPU real node, the only node the placement allows: preflight refuses before
+    // anything is applied.
+    let w = world(&pool, &bed, real_node_config()).await;
+    let u = unique();
+    let name = format!("big-{u}");
+    let app_id = w.create_app(&name, &format!("{name}.loco.test"), "/").await;
+    let img = image(&bed.httpd, &name, &name, "v1").await;
+    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1500m\"");
+    let d = w
+        .finished(w.deploy(app_id, json!({"image": img, "spec": big})).await)
+        .await;
+    assert_eq!(
+        (d["status"].as_str(), d["reason"].as_str()),
+        (Some("failed"), Some("preflight_failed")),
+        "{d:#}"
+    );
+    assert!(
+        app_pods(&format!("wks-{}-app-{app_id}", w.workspace))
+            .await
+            .is_empty()
+    );
+}
+
+/// The control of the test above: without the placement the same app fits (on kwok).
+#[sqlx::test(migrator = "loco_db::MIGRATOR")]
+async fn without_the_placement_the_same_app_fits_on_the_kwok_nodes(pool: PgPool) {
+    let Some(bed) = bed() else { return };
+    let mut c = real_node_config();
+    c.render.placement = Placement::default();
+    let w = world(&pool, &bed, c).await;
+    let name = format!("big-{}", unique());
+    let app_id = w.create_app(&name, &format!("{name}.loco.test"), "/").await;
+    let img = image(&bed.httpd, &name, &name, "v1").await;
+    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1500m\"");
+    let d = w
+        .finished(w.deploy(app_id, json!({"image": img, "spec": big})).await)
+        .await;
+    assert_eq!(d["status"], "ready", "{d:#}");
+    let pods = app_pods(&format!("wks-{}-app-{app_id}", w.workspace)).await;
+    let node = pods[0].spec.as_ref().unwrap().node_name.clone().unwrap();
+    assert!(node.starts_with("kwok-"), "{node}");
+}
