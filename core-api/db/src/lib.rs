@@ -15,6 +15,7 @@ pub mod images;
 pub mod keys;
 pub mod kubeconfig;
 pub mod orgs;
+pub mod platform;
 pub mod queue;
 pub mod ratelimit;
 pub mod revisions;
