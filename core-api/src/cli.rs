@@ -43,6 +43,10 @@ pub enum Command {
     /// Drops old events, expired credentials, and deployments and revisions beyond the
     /// newest N per app (never one still in use); `--once` for a CronJob, `--dry-run` to count only.
     Gc(crate::gc::GcArgs),
+    /// The platform layer of a cluster (Gateway API CRDs, GatewayClass and Gateway, the
+    /// charts/loco release) from what Postgres records: `set-values`, `apply`, `show`.
+    #[command(subcommand)]
+    Platform(crate::platform::PlatformCommand),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -58,5 +62,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Bootstrap(a) => crate::bootstrap::run(a).await,
         Command::Clusters(c) => crate::clusters::run(c).await,
         Command::Gc(a) => crate::gc::run(a).await,
+        Command::Platform(c) => crate::platform::run(c).await,
     }
 }

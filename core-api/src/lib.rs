@@ -12,6 +12,7 @@ pub mod clusters;
 pub mod gc;
 pub mod keys;
 pub mod migrate;
+pub mod platform;
 pub mod render;
 pub mod serve;
 pub mod spec;

@@ -53,6 +53,25 @@ impl std::fmt::Debug for ClusterClients {
     }
 }
 
+/// A client built from a cluster's decrypted kubeconfig (in memory only). For one-shot
+/// commands (`loco-api platform apply`, the resurrector) that need no cache.
+pub async fn client_from(
+    creds: &loco_db::kubeconfig::InlineKubeconfig,
+    cluster_id: i64,
+) -> Result<kube::Client, ClusterError> {
+    let bad = |cause: String| ClusterError::BadCredentials { cluster_id, cause };
+    let kubeconfig = Kubeconfig::from_yaml(creds.expose()).map_err(|e| {
+        bad(format!(
+            "not kubeconfig YAML ({})",
+            first_line(&e.to_string())
+        ))
+    })?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| bad(first_line(&e.to_string())))?;
+    kube::Client::try_from(config).map_err(|e| bad(first_line(&e.to_string())))
+}
+
 impl ClusterClients {
     /// The client of `cluster_id`, from the cache or from its sealed kubeconfig.
     pub async fn get(
@@ -85,18 +104,7 @@ impl ClusterClients {
         };
         // An InlineKubeconfig: no exec or auth-provider plugin, no file reference.
         let creds = clusters::credentials(db, kek, cluster_id).await?;
-        let bad = |cause: String| ClusterError::BadCredentials { cluster_id, cause };
-        let kubeconfig = Kubeconfig::from_yaml(creds.expose()).map_err(|e| {
-            bad(format!(
-                "not kubeconfig YAML ({})",
-                first_line(&e.to_string())
-            ))
-        })?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| bad(first_line(&e.to_string())))?;
-        let client = kube::Client::try_from(config).map_err(|e| bad(first_line(&e.to_string())))?;
+        let client = client_from(&creds, cluster_id).await?;
         self.lock().insert(cluster_id, (version, client.clone()));
         Ok(Fetched { client, replaced })
     }

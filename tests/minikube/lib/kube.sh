@@ -235,9 +235,18 @@ EOF2
   say "$NODES kwok nodes Ready ($NODE_CPU CPU / $NODE_MEMORY each)"
 }
 
+# gateway_api_dir : the directory of the Gateway API CRDs loco pins (exactly one version).
+gateway_api_dir() {
+  local d; d=$(cd "$HERE/../.." && pwd)/core-api/platform/gateway-api
+  # shellcheck disable=SC2012
+  ls -d "$d"/v*/ 2>/dev/null | sed 's:/$::' | sort -V | tail -n1
+}
+
 up_gateway() {
-  local gw; gw=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")/config/crd/standard
-  [ -d "$gw" ] || die "Gateway API CRDs not found in the sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION module"
+  # The CRDs loco pins and ships (core-api/platform/gateway-api/<version>, the one place
+  # their version is set), so the bed runs what the product installs.
+  local gw; gw=$(gateway_api_dir)
+  [ -d "$gw" ] || die "the pinned Gateway API CRDs are missing (core-api/platform/gateway-api/)"
   local f files=()
   for f in "$gw"/gateway.networking.k8s.io_*.yaml; do files+=(-f "$f"); done
   kubectl apply --server-side --force-conflicts --field-manager loco-stack "${files[@]}" >/dev/null \
@@ -262,7 +271,7 @@ up_gateway() {
     kubectl -n loco-system create secret tls loco-gateway-tls --cert "$t/tls.crt" --key "$t/tls.key" >/dev/null
     rm -rf "$t"
   fi
-  say "Gateway API $GATEWAY_API_VERSION CRDs, GatewayClass loco and Gateway loco-system/loco installed"
+  say "Gateway API $(basename "$gw") CRDs, GatewayClass loco and Gateway loco-system/loco installed"
 }
 
 gateway_programmed() {

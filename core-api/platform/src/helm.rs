@@ -1,0 +1,149 @@
+//! The Helm release of charts/loco: `helm upgrade --install --atomic` with the recorded
+//! values, against the cluster's kubeconfig. helm reads both from files: they are written
+//! to a private temporary directory (mode 700, files 600) that is removed when the call
+//! ends; the values hold no secret (they name existing Secrets).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use loco_crypto::Secret;
+use tokio::process::Command;
+
+use super::error::PlatformError;
+
+/// The release name of loco's chart.
+pub const RELEASE: &str = "loco";
+
+/// Where helm and the chart are.
+#[derive(Debug, Clone)]
+pub struct HelmConfig {
+    /// The helm binary (on PATH by default).
+    pub helm: PathBuf,
+    /// The chart directory (charts/loco of this release of loco).
+    pub chart_dir: PathBuf,
+    /// How long helm waits for the release to become Ready before rolling back.
+    pub timeout: Duration,
+}
+
+/// The chart's version, from its Chart.yaml.
+pub fn chart_version(dir: &Path) -> Result<String, PlatformError> {
+    let missing = |cause: String| PlatformError::ChartMissing {
+        dir: dir.to_owned(),
+        cause,
+    };
+    let text =
+        std::fs::read_to_string(dir.join("Chart.yaml")).map_err(|e| missing(e.to_string()))?;
+    let chart: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| missing(format!("Chart.yaml: {e}")))?;
+    chart["version"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| missing("Chart.yaml has no version".to_owned()))
+}
+
+/// What helm did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HelmOutcome {
+    pub release: String,
+    pub namespace: String,
+    pub chart_version: String,
+    /// helm's own summary (STATUS and REVISION lines).
+    pub summary: String,
+}
+
+/// Installs or upgrades the release to `chart_version` with `values`.
+pub async fn upgrade_install(
+    cfg: &HelmConfig,
+    kubeconfig: &Secret,
+    namespace: &str,
+    chart_version: &str,
+    values: &serde_json::Value,
+    dry_run: bool,
+) -> Result<HelmOutcome, PlatformError> {
+    let found = chart_version_of(cfg)?;
+    if found != chart_version {
+        return Err(PlatformError::ChartVersion {
+            dir: cfg.chart_dir.clone(),
+            found,
+            recorded: chart_version.to_owned(),
+        });
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("loco-platform-")
+        .tempdir()
+        .map_err(|e| PlatformError::Io(e.to_string()))?;
+    let kc = private_file(dir.path(), "kubeconfig", kubeconfig.expose().as_bytes())?;
+    let vals = private_file(
+        dir.path(),
+        "values.json",
+        serde_json::to_string(values)
+            .map_err(|e| PlatformError::Io(e.to_string()))?
+            .as_bytes(),
+    )?;
+    let mut cmd = Command::new(&cfg.helm);
+    cmd.args(["upgrade", "--install", RELEASE])
+        .arg(&cfg.chart_dir)
+        .args(["--namespace", namespace, "--kubeconfig"])
+        .arg(&kc)
+        .arg("-f")
+        .arg(&vals)
+        .args(["--timeout", &format!("{}s", cfg.timeout.as_secs().max(1))])
+        .env_remove("KUBECONFIG")
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_DATA_HOME", dir.path().join("data"))
+        .kill_on_drop(true);
+    if dry_run {
+        cmd.arg("--dry-run=server");
+    } else {
+        cmd.args(["--atomic", "--wait"]);
+    }
+    let out = cmd.output().await.map_err(|e| PlatformError::HelmMissing {
+        cause: format!("{}: {e}", cfg.helm.display()),
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        tracing::warn!(stderr = %stderr, "helm upgrade --install failed");
+        return Err(PlatformError::Helm {
+            code: out.status.code().unwrap_or(-1),
+            summary: stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim_start_matches("Error: ")
+                .to_owned(),
+        });
+    }
+    let summary = stdout
+        .lines()
+        .filter(|l| l.starts_with("STATUS:") || l.starts_with("REVISION:"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(HelmOutcome {
+        release: RELEASE.to_owned(),
+        namespace: namespace.to_owned(),
+        chart_version: chart_version.to_owned(),
+        summary,
+    })
+}
+
+fn chart_version_of(cfg: &HelmConfig) -> Result<String, PlatformError> {
+    chart_version(&cfg.chart_dir)
+}
+
+fn private_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PlatformError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| PlatformError::Io(e.to_string()))?;
+    f.write_all(bytes)
+        .map_err(|e| PlatformError::Io(e.to_string()))?;
+    Ok(path)
+}
