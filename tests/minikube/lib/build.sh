@@ -125,3 +125,16 @@ $(grep -E '^exclude ' "$modfile")"
 }
 
 build_crane() { go_install crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane; }
+
+# Helm 3 (the chart's lint, template and install). `helm version` needs the version in its
+# ldflags; without it it says v3.x-dev, which would hide a wrong build.
+build_helm() {
+  local out="$LOCO_CACHE/bin/helm-$HELM_VERSION" log="$LOCO_CACHE/build-logs/helm-$HELM_VERSION.log"
+  [ -x "$out/helm" ] && return 0
+  mkdir -p "$out" "$LOCO_CACHE/build-logs"
+  say "building helm $HELM_VERSION (log: $log)"
+  ( go_env; GOBIN="$out" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ) >"$log" 2>&1 \
+    || die "building helm $HELM_VERSION failed; see $log"
+}
