@@ -112,9 +112,12 @@ impl GatewayValues {
         vec![
             json!({
                 "apiVersion": "v1", "kind": "Namespace",
+                // Routes allowed: the chart's own HTTPRoutes (the API and status hosts)
+                // live here.
                 "metadata": {"name": self.namespace, "labels": {
                     "app.kubernetes.io/managed-by": "loco",
-                    "pod-security.kubernetes.io/enforce": "restricted"
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    ROUTES_LABEL: "allowed"
                 }}
             }),
             json!({
@@ -225,6 +228,10 @@ mod tests {
         .unwrap();
         let objs = g.objects();
         assert_eq!(objs[0]["metadata"]["name"], "loco-system");
+        assert_eq!(
+            objs[0]["metadata"]["labels"][ROUTES_LABEL], "allowed",
+            "the chart's routes attach"
+        );
         assert_eq!(
             objs[1]["spec"]["controllerName"],
             "traefik.io/gateway-controller"
