@@ -543,3 +543,33 @@ fn egress_is_dns_the_workspace_and_the_internet_minus_metadata_and_cluster_range
     assert_eq!(volumes[0]["name"], "tmp");
     assert_eq!(volumes[0]["emptyDir"]["sizeLimit"], "256Mi");
 }
+
+#[test]
+fn an_apps_tmp_size_overrides_the_platform_setting() {
+    let tmp_limit = |src: &str, settings: RenderSettings| -> Value {
+        let mut i = input(src);
+        i.settings = settings;
+        let objs = json_of(&render(&i).unwrap());
+        find(&objs, "Deployment").unwrap()["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]
+            ["sizeLimit"]
+            .clone()
+    };
+    let platform = RenderSettings {
+        tmp_size_limit: "128Mi".into(),
+        ..RenderSettings::default()
+    };
+    // Without TmpSize: the platform's setting.
+    assert_eq!(tmp_limit(WEB, platform.clone()), "128Mi");
+    // With it: the app's, as written.
+    let sized = WEB.replace(
+        "[Health]",
+        "[RegionConfig.us-east-1]\nTmpSize = \"768Mi\"\n[Health]",
+    );
+    assert_eq!(tmp_limit(&sized, platform.clone()), "768Mi");
+    // Without a read-only root filesystem there is no /tmp volume to size.
+    let writable = RenderSettings {
+        read_only_root_filesystem: false,
+        ..platform
+    };
+    assert_eq!(tmp_limit(&sized, writable), Value::Null);
+}
