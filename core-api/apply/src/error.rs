@@ -133,6 +133,7 @@ pub const ADMISSION_POLICY: &str = "loco-api-boundaries";
 pub(crate) const NOT_LOCO_MESSAGES: &[&str] = &[
     "loco-api writes only objects labelled app.kubernetes.io/managed-by=loco",
     "loco-api never takes over an object loco did not create",
+    "loco-api changes or deletes only objects loco's field manager wrote",
 ];
 
 /// Whether a 403's message is loco-api's admission policy refusing an object that is not
