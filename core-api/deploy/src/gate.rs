@@ -151,8 +151,15 @@ pub fn summary(v: &Verdict) -> String {
                 c.running, c.new_pods
             ),
             Some(c) => format!(
-                "preflight passed: the {} pods the change adds placed at {}x ({} running, {} after it)",
-                c.adds, v.factor, c.running, c.new_pods
+                "preflight passed: the {} the change adds placed at {}x ({} running, {} after it)",
+                if c.adds == 1 {
+                    "1 pod".to_owned()
+                } else {
+                    format!("{} pods", c.adds)
+                },
+                v.factor,
+                c.running,
+                c.new_pods
             ),
             None => format!("preflight passed: {} x {} placed", v.placed, v.factor),
         }
@@ -168,8 +175,10 @@ pub fn summary(v: &Verdict) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::request_for_change;
-    use loco_preflight::Purpose;
+    use super::{request_for_change, summary};
+    use loco_preflight::{
+        ComponentsState, NodeInfo, PodUsage, Purpose, Request, Rollout, evaluate,
+    };
     use loco_render::{RenderInput, Rendered};
 
     fn render(cpu: &str, replicas: u32, image: &str, asleep: bool) -> Rendered {
@@ -229,6 +238,40 @@ mod tests {
         // Asleep after the change: nothing to place, no check.
         assert!(
             request_for_change(&asleep, Some(&ten), Purpose::Deploy, None, None, None).is_none()
+        );
+    }
+
+    #[test]
+    fn the_summary_says_what_the_change_added() {
+        let nodes = [NodeInfo::ready("a", 4000, 8 << 30, 110)];
+        let pods: Vec<PodUsage> = (0..3)
+            .map(|i| {
+                let mut p = PodUsage::on("a", &format!("p{i}"), 100, 64 << 20);
+                p.namespace = "wks-2-app-3".into();
+                p
+            })
+            .collect();
+        let with = |replicas: u32, replaces_pods: bool| {
+            let mut r = Request::new(Purpose::Deploy, 100, 64 << 20, replicas);
+            r.rollout = Some(Rollout {
+                namespace: "wks-2-app-3".into(),
+                replaces_pods,
+                max_surge: 1,
+                max_unavailable: 0,
+            });
+            summary(&evaluate(&nodes, &pods, &ComponentsState::NotChecked, &r).unwrap())
+        };
+        assert_eq!(
+            with(2, false),
+            "preflight passed: the change adds no pods (3 running, 2 after it)"
+        );
+        assert_eq!(
+            with(3, true),
+            "preflight passed: the 1 pod the change adds placed at 2x (3 running, 3 after it)"
+        );
+        assert_eq!(
+            with(5, false),
+            "preflight passed: the 2 pods the change adds placed at 2x (3 running, 5 after it)"
         );
     }
 }
