@@ -20,13 +20,15 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Applies the database migrations, then serves the API with /metrics, /healthz and /readyz.
-    Serve(crate::serve::ServeArgs),
+    // Serve and Render are boxed: the render settings they share outweigh every other
+    // command's flags several times over.
+    Serve(Box<crate::serve::ServeArgs>),
     /// Applies pending database migrations and exits; safe to run more than once.
     Migrate(DbArgs),
     /// Works with loco.toml app specs offline: `spec validate FILE` checks one as a deploy would.
     Spec(crate::spec::SpecArgs),
     /// Prints the Kubernetes objects of one app as YAML, rendered as a deploy would render them.
-    Render(crate::render::RenderArgs),
+    Render(Box<crate::render::RenderArgs>),
     /// Manages the key-encryption key: `keys rotate` rewraps every data key under a new KEK.
     #[command(subcommand)]
     Keys(crate::keys::KeysCommand),
@@ -52,11 +54,11 @@ pub enum Command {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Migrate(a) => crate::migrate::run(a).await,
-        Command::Serve(a) => crate::serve::run(a).await,
+        Command::Serve(a) => crate::serve::run(*a).await,
         // Exit codes carry meaning here (1 invalid spec, 2 unreadable file), which an
         // anyhow error at main could not express.
         Command::Spec(a) => std::process::exit(crate::spec::run(a)),
-        Command::Render(a) => std::process::exit(crate::render::run(a)),
+        Command::Render(a) => std::process::exit(crate::render::run(*a)),
         Command::Keys(c) => crate::keys::run(c).await,
         Command::Tokens(c) => crate::tokens::run(c).await,
         Command::Bootstrap(a) => crate::bootstrap::run(a).await,

@@ -57,6 +57,20 @@ pub struct PlatformArgs {
     /// The region used when a loco.toml names none and has no RegionConfig.
     #[arg(long, env = "LOCO_DEFAULT_REGION", default_value = DEFAULT_REGION)]
     pub default_region: String,
+    /// The largest /tmp an app may ask for with TmpSize, a Kubernetes quantity (e.g. 1Gi).
+    #[arg(long, env = "LOCO_MAX_TMP_SIZE", default_value = "1Gi", value_parser = size_bytes)]
+    pub max_tmp_size: u64,
+}
+
+/// A byte size flag ("1Gi", "500M") in bytes.
+fn size_bytes(s: &str) -> Result<u64, String> {
+    loco_spec::syntax::parse_quantity(s)
+        .filter(|q| !q.is_negative())
+        .and_then(|q| q.units())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("{s:?} is not a positive size; write a Kubernetes quantity such as 1Gi")
+        })
 }
 
 impl PlatformArgs {
@@ -67,6 +81,7 @@ impl PlatformArgs {
             max_replicas: self.max_replicas,
             base_domain: self.base_domain.clone(),
             default_region: self.default_region.clone(),
+            max_tmp_size_bytes: self.max_tmp_size,
         }
     }
 }

@@ -6,9 +6,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::model::{
-    ComponentInfo, ConditionStatus, NodeInfo, PodUsage, Purpose, Request, Resources, Taint,
-    TaintEffect, Toleration, TolerationOperator,
+    ComponentInfo, ConditionStatus, NodeInfo, PodUsage, Purpose, Request, Resources, Rollout,
+    Taint, TaintEffect, Toleration, TolerationOperator,
 };
 use crate::quantity;
 
@@ -199,10 +201,100 @@ impl Request {
     }
 }
 
+/// A maxSurge/maxUnavailable value as a pod count of `desired`, as the Deployment
+/// controller resolves it: percentages round up for the surge, down for unavailability;
+/// an unset value is 25%.
+fn scaled(v: Option<&IntOrString>, desired: u32, round_up: bool) -> u32 {
+    let percent = match v {
+        Some(IntOrString::Int(n)) => return u32::try_from(*n).unwrap_or(0),
+        Some(IntOrString::String(s)) => s
+            .strip_suffix('%')
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(25),
+        None => 25,
+    };
+    let n = u64::from(desired) * percent;
+    let n = if round_up { n.div_ceil(100) } else { n / 100 };
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Rollout {
+    /// How `d` (the Deployment as it will be applied) replaces the app's pods, for
+    /// `replicas` new pods: its strategy's surge and unavailability as pod counts
+    /// (`Recreate` stops every old pod first: no surge). The namespace is the
+    /// Deployment's.
+    pub fn for_deployment(d: &Deployment, replaces_pods: bool, replicas: u32) -> Rollout {
+        let strategy = d.spec.as_ref().and_then(|s| s.strategy.as_ref());
+        let (max_surge, max_unavailable) = if strategy.and_then(|s| s.type_.as_deref())
+            == Some("Recreate")
+        {
+            (0, replicas)
+        } else {
+            let ru = strategy.and_then(|s| s.rolling_update.as_ref());
+            let surge = scaled(ru.and_then(|r| r.max_surge.as_ref()), replicas, true);
+            let unavailable = scaled(ru.and_then(|r| r.max_unavailable.as_ref()), replicas, false);
+            // Kubernetes never lets both be zero: the rollout could not progress.
+            if surge == 0 && unavailable == 0 {
+                (0, 1)
+            } else {
+                (surge, unavailable)
+            }
+        };
+        Rollout {
+            namespace: d.metadata.namespace.clone().unwrap_or_default(),
+            replaces_pods,
+            max_surge,
+            max_unavailable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rolling_update_counts_resolve_like_the_deployment_controller() {
+        let d = |strategy: serde_json::Value| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "app", "namespace": "wks-1-app-2"},
+                "spec": {"selector": {}, "template": {}, "strategy": strategy}
+            }))
+            .unwrap()
+        };
+        let counts = |s: serde_json::Value, n: u32| {
+            let r = Rollout::for_deployment(&d(s), true, n);
+            (r.max_surge, r.max_unavailable)
+        };
+        // What render writes.
+        let loco =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+        assert_eq!(counts(loco.clone(), 10), (1, 0));
+        assert_eq!(
+            Rollout::for_deployment(&d(loco), false, 3).namespace,
+            "wks-1-app-2"
+        );
+        // Kubernetes' defaults (25% / 25%): the surge rounds up, unavailability down.
+        assert_eq!(counts(json!({}), 10), (3, 2));
+        assert_eq!(counts(json!({}), 1), (1, 0));
+        assert_eq!(
+            counts(
+                json!({"rollingUpdate": {"maxSurge": "50%", "maxUnavailable": "10%"}}),
+                5
+            ),
+            (3, 0)
+        );
+        // Both zero is not a rollout that progresses: one may be unavailable.
+        assert_eq!(
+            counts(
+                json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}),
+                4
+            ),
+            (0, 1)
+        );
+        assert_eq!(counts(json!({"type": "Recreate"}), 4), (0, 4));
+    }
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()

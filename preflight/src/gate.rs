@@ -25,7 +25,7 @@ use crate::model::{
     ComponentInfo, ComponentSelector, ComponentsState, NodeInfo, PodUsage, Request,
 };
 use crate::placement::{Verdict, evaluate, evaluate_with_usage};
-use crate::usage::{Usage, UsageIndex};
+use crate::usage::UsageIndex;
 
 /// Pods that hold resources: Succeeded and Failed pods release theirs.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -452,11 +452,6 @@ impl Cache {
         Ok(())
     }
 
-    /// The pods summed per node, as of the last event the pod watch applied.
-    fn usage(&self) -> Arc<Usage> {
-        self.usage.lock().unwrap_or_else(|p| p.into_inner()).usage()
-    }
-
     fn synced(&self) -> bool {
         self.health
             .iter()
@@ -481,7 +476,15 @@ impl CapacityGate for Cache {
                 h.check()?;
             }
             let nodes = self.nodes.state();
-            let usage = self.usage();
+            let (usage, app_pods) = {
+                let idx = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+                let app_pods = req
+                    .rollout
+                    .as_ref()
+                    .map(|r| idx.pods_in(&r.namespace))
+                    .unwrap_or_default();
+                (idx.usage(), app_pods)
+            };
             let components = match &self.components {
                 None => ComponentsState::NotChecked,
                 Some((sel, store)) => ComponentsState::Observed {
@@ -489,7 +492,7 @@ impl CapacityGate for Cache {
                     deployments: store.state().iter().map(|d| (**d).clone()).collect(),
                 },
             };
-            evaluate_with_usage(&nodes, &usage, &components, req)
+            evaluate_with_usage(&nodes, &usage, &app_pods, &components, req)
         })
     }
 }

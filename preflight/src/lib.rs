@@ -26,6 +26,6 @@ pub use error::Error;
 pub use gate::{Cache, CapacityGate, FixedGate, ListGate};
 pub use model::{
     ComponentInfo, ComponentSelector, ComponentsState, NodeInfo, PodUsage, Purpose, Request,
-    Resources, Taint, TaintEffect, Toleration, TolerationOperator,
+    Resources, Rollout, Taint, TaintEffect, Toleration, TolerationOperator,
 };
-pub use placement::{Failure, NodeProblem, NodeReport, Verdict, evaluate};
+pub use placement::{ChangeReport, Failure, NodeProblem, NodeReport, Verdict, evaluate};

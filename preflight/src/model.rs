@@ -86,6 +86,7 @@ impl Purpose {
 }
 
 /// The question: can the cluster hold `replicas` pods of this size, times the factor?
+/// With a [`Rollout`], only what the change adds to the app's running pods is asked for.
 ///
 /// Plain data so loco's render can produce it (see `Request::for_deployment`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +108,28 @@ pub struct Request {
     /// The loco.toml profile the request comes from, so the next step can name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// The app runs already: how its pods are replaced. `None` asks for every replica (a
+    /// first deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// How a change reaches an app whose pods may run already, so the check asks only for
+/// what it adds: the new pods minus the app's pods that the rollout frees, times the
+/// factor. A scale-down, and a rollback to a smaller revision, add nothing; a rolling
+/// update on a full cluster is judged by its surge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The namespace of the app's pods (loco runs one app per namespace): the live,
+    /// bound pods there are the ones the change replaces or keeps.
+    pub namespace: String,
+    /// The pod template changes, so the Deployment replaces every pod by a rolling
+    /// update. False when only the count changes: the running pods stay (or some go).
+    pub replaces_pods: bool,
+    /// The Deployment's rolling update as pod counts (resolved against the new replica
+    /// count as Kubernetes does). render writes maxSurge 1, maxUnavailable 0.
+    pub max_surge: u32,
+    pub max_unavailable: u32,
 }
 
 impl Request {
@@ -120,6 +143,7 @@ impl Request {
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             profile: None,
+            rollout: None,
         }
     }
 

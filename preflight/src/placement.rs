@@ -6,6 +6,13 @@
 //! tolerated, node selector matched, fits in allocatable minus the requests of the pods
 //! already bound there) and, among those, on the least allocated one (the scheduler's
 //! default score), one replica at a time.
+//!
+//! A change to an app that runs already (a [`Rollout`]) asks only for what it adds: the
+//! new pods minus the app's pods the rollout frees. Its running pods stay counted as
+//! taken (they are, until the rollout replaces them); the pods placed with the factor
+//! are only those beyond them: the surge of a rolling update, the extra pods of a
+//! scale-up. When the new pods are larger than the ones they replace, the difference,
+//! times the factor, must also fit in the room the old pods free plus the free room.
 
 use std::borrow::Borrow;
 use std::collections::BinaryHeap;
@@ -15,7 +22,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::model::{
     ComponentInfo, ComponentSelector, ComponentsState, ConditionStatus, NodeInfo, PodUsage,
-    Purpose, Request, Resources, Taint, TaintEffect,
+    Purpose, Request, Resources, Rollout, Taint, TaintEffect,
 };
 use crate::quantity::{Cpu, Mem};
 pub use crate::usage::Usage;
@@ -169,12 +176,84 @@ pub struct ComponentsReport {
     pub required: bool,
 }
 
+/// What a change to a running app adds, and how that was worked out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeReport {
+    /// The app's namespace.
+    pub namespace: String,
+    /// The app's live pods bound to a node: the room the rollout frees.
+    pub running: u32,
+    /// The app's live pods no node took yet: they free nothing.
+    pub pending: u32,
+    /// The pods the app runs after the change.
+    pub new_pods: u32,
+    /// A rolling update replaces every pod (the template changes).
+    pub replaces_pods: bool,
+    pub max_surge: u32,
+    pub max_unavailable: u32,
+    /// New pods beyond those the rollout frees: what is placed with the factor.
+    pub adds: u32,
+    /// A new pod is larger than an app pod it replaces, so the room the old pods free
+    /// must be checked too (the difference times the factor, node by node).
+    pub larger_pods: bool,
+    /// Of the new pods, how many fit in the room the old pods free plus the free room
+    /// (`new_pods` when none is larger).
+    pub replaced_fit: u32,
+}
+
+impl ChangeReport {
+    /// What `rollout` adds for `new` pods of `per_pod`, given the app's live pods.
+    fn new(rollout: &Rollout, app_pods: &[PodUsage], new: u32, per_pod: Resources) -> Self {
+        let bound: Vec<&PodUsage> = app_pods
+            .iter()
+            .filter(|p| !p.terminated && p.node_name.is_some())
+            .collect();
+        let running = u32::try_from(bound.len()).unwrap_or(u32::MAX);
+        let pending = u32::try_from(
+            app_pods
+                .iter()
+                .filter(|p| !p.terminated && p.node_name.is_none())
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        // At a rollout's peak the Deployment runs at most new + maxSurge pods, and never
+        // more new ones than `new`: what exceeds the running pods is what it adds. A
+        // change of the count only adds the difference (a scale-down adds nothing).
+        let adds = if rollout.replaces_pods {
+            new.saturating_add(rollout.max_surge)
+                .saturating_sub(running)
+                .min(new)
+        } else {
+            new.saturating_sub(running)
+        };
+        let larger_pods = rollout.replaces_pods
+            && bound.iter().any(|p| {
+                per_pod.cpu_millis > p.requests.cpu_millis
+                    || per_pod.memory_bytes > p.requests.memory_bytes
+            });
+        ChangeReport {
+            namespace: rollout.namespace.clone(),
+            running,
+            pending,
+            new_pods: new,
+            replaces_pods: rollout.replaces_pods,
+            max_surge: rollout.max_surge,
+            max_unavailable: rollout.max_unavailable,
+            adds,
+            larger_pods,
+            replaced_fit: new,
+        }
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     pub pass: bool,
     pub purpose: Purpose,
     pub factor: f64,
+    /// The pods placed with the factor: every replica, or with a rollout only the pods
+    /// the change adds ([`ChangeReport::adds`]).
     pub replicas: u32,
     /// One replica as requested.
     pub per_replica: Resources,
@@ -185,6 +264,9 @@ pub struct Verdict {
     /// Pods not bound to a node yet: they take nothing now but will.
     pub pods_pending: u64,
     pub components: ComponentsReport,
+    /// Set when the request named a rollout: what the change adds to the running app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeReport>,
     pub failures: Vec<Failure>,
     /// What a person can do about the failures (also set on a pass for warnings).
     pub next_steps: Vec<String>,
@@ -321,18 +403,35 @@ pub fn evaluate<N: Borrow<NodeInfo>, P: Borrow<PodUsage>>(
     req: &Request,
 ) -> Result<Verdict, Error> {
     validate(req)?;
-    evaluate_with_usage(nodes, &Usage::from_pods(pods), components, req)
+    let app_pods: Vec<PodUsage> = match &req.rollout {
+        Some(r) => pods
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|p| p.namespace == r.namespace && !p.terminated)
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    evaluate_with_usage(nodes, &Usage::from_pods(pods), &app_pods, components, req)
 }
 
-/// `evaluate` with the pods already summed per node.
+/// `evaluate` with the pods already summed per node; `app_pods` are the live pods of
+/// the request's rollout namespace (ignored without a rollout).
 pub fn evaluate_with_usage<N: Borrow<NodeInfo>>(
     nodes: &[N],
     usage: &Usage,
+    app_pods: &[PodUsage],
     components: &ComponentsState,
     req: &Request,
 ) -> Result<Verdict, Error> {
     let (factor, need) = validate(req)?;
     let pods_pending = usage.pending;
+    let per_pod = Resources::new(req.cpu_millis, req.memory_bytes, 1);
+    let mut change = req
+        .rollout
+        .as_ref()
+        .map(|r| ChangeReport::new(r, app_pods, req.replicas, per_pod));
+    let to_place = change.as_ref().map_or(req.replicas, |c| c.adds);
 
     let mut reports: Vec<NodeReport> = nodes
         .iter()
@@ -373,7 +472,7 @@ pub fn evaluate_with_usage<N: Borrow<NodeInfo>>(
         .collect();
     let mut remaining: Vec<Resources> = reports.iter().map(|r| r.free).collect();
     let mut placed = 0u32;
-    while placed < req.replicas {
+    while placed < to_place {
         let Some((_, std::cmp::Reverse(i))) = heap.pop() else {
             break;
         };
@@ -386,24 +485,80 @@ pub fn evaluate_with_usage<N: Borrow<NodeInfo>>(
         }
     }
 
+    if let Some(c) = change.as_mut().filter(|c| c.larger_pods) {
+        c.replaced_fit = fit_in_freed_room(&reports, app_pods, c.new_pods, factor, need);
+    }
+
     let components = components_report(components, req.purpose);
     let mut v = Verdict {
         pass: false,
         purpose: req.purpose,
         factor,
-        replicas: req.replicas,
-        per_replica: Resources::new(req.cpu_millis, req.memory_bytes, 1),
+        replicas: to_place,
+        per_replica: per_pod,
         per_replica_scaled: need,
         placed,
         nodes: reports,
         pods_pending,
         components,
+        change,
         failures: Vec::new(),
         next_steps: Vec::new(),
     };
     explain(&mut v, req);
     v.pass = v.failures.is_empty();
     Ok(v)
+}
+
+/// How many of `new` pods (each `need`, the factor applied) fit on the eligible nodes
+/// once the app's old pods are gone, their room counted times the factor too: the
+/// difference between a new and an old pod, times the factor, must fit in what is
+/// free. Replica by replica onto the node with the most room left, as above.
+fn fit_in_freed_room(
+    reports: &[NodeReport],
+    app_pods: &[PodUsage],
+    new: u32,
+    factor: f64,
+    need: Resources,
+) -> u32 {
+    let mut room: Vec<Resources> = reports
+        .iter()
+        .map(|r| {
+            let freed = app_pods
+                .iter()
+                .filter(|p| !p.terminated && p.node_name.as_deref() == Some(r.name.as_str()))
+                .fold(Resources::default(), |a, p| a.saturating_add(p.requests));
+            r.free.saturating_add(Resources::new(
+                scale(freed.cpu_millis, factor),
+                scale(freed.memory_bytes, factor),
+                scale(freed.pods, factor),
+            ))
+        })
+        .collect();
+    let mut heap: BinaryHeap<(u64, std::cmp::Reverse<usize>)> = reports
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.eligible && room[*i].times_fits(need) > 0)
+        .map(|(i, r)| {
+            (
+                least_allocated_score(r.allocatable, room[i], need),
+                std::cmp::Reverse(i),
+            )
+        })
+        .collect();
+    let mut fit = 0u32;
+    while fit < new {
+        let Some((_, std::cmp::Reverse(i))) = heap.pop() else {
+            break;
+        };
+        room[i] = room[i].saturating_sub(need);
+        fit += 1;
+        if room[i].times_fits(need) > 0 {
+            let score = least_allocated_score(reports[i].allocatable, room[i], need);
+            heap.push((score, std::cmp::Reverse(i)));
+        }
+    }
+    fit
 }
 
 fn components_report(state: &ComponentsState, purpose: Purpose) -> ComponentsReport {
@@ -438,6 +593,23 @@ fn components_report(state: &ComponentsState, purpose: Purpose) -> ComponentsRep
     }
 }
 
+/// "a rolling update of 5 running pods to 5, 1 beyond the count at a time" and the like.
+fn change_words(c: &ChangeReport) -> String {
+    let running = plural(u64::from(c.running), "running pod", "running pods");
+    if c.replaces_pods {
+        format!(
+            "a rolling update of {running} to {}, {} beyond the count at a time",
+            c.new_pods, c.max_surge
+        )
+    } else {
+        format!("{running}, {} wanted", c.new_pods)
+    }
+}
+
+fn old_pod_words(c: &ChangeReport) -> String {
+    plural(u64::from(c.running), "running pod", "running pods")
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -454,7 +626,13 @@ fn explain(v: &mut Verdict, req: &Request) {
     let need = v.per_replica_scaled;
     let per = v.per_replica;
     let f = v.factor;
-    if v.nodes.is_empty() {
+    // A change that adds no pod (a scale-down, a rollback to smaller pods) cannot
+    // overload anything: it passes whatever the nodes look like.
+    let adds_nothing = v
+        .change
+        .as_ref()
+        .is_some_and(|c| c.adds == 0 && !c.larger_pods);
+    if v.nodes.is_empty() && !adds_nothing {
         v.failures.push(Failure {
             reason: "no_nodes",
             message: "the cluster has no nodes".into(),
@@ -533,12 +711,19 @@ fn explain(v: &mut Verdict, req: &Request) {
                 .unwrap_or(0);
             let best_pods = eligible.iter().map(|n| n.free.pods).max().unwrap_or(0);
             let missing = v.replicas - v.placed;
+            let asked = match &v.change {
+                None => plural(u64::from(v.replicas), "replica", "replicas"),
+                Some(c) => format!(
+                    "the {} the change adds ({})",
+                    plural(u64::from(v.replicas), "pod", "pods"),
+                    change_words(c)
+                ),
+            };
             v.failures.push(Failure {
                 reason: "insufficient_capacity",
                 message: format!(
-                    "{} of {} fit with {f}x headroom (each placed as {} CPU, {} memory) on {} eligible {}",
+                    "{} of {asked} fit with {f}x headroom (each placed as {} CPU, {} memory) on {} eligible {}",
                     v.placed,
-                    plural(u64::from(v.replicas), "replica", "replicas"),
                     Cpu(need.cpu_millis),
                     Mem(need.memory_bytes),
                     eligible.len(),
@@ -575,6 +760,24 @@ fn explain(v: &mut Verdict, req: &Request) {
                 ));
             }
         }
+    }
+
+    if let Some(c) = v.change.as_ref().filter(|c| c.replaced_fit < c.new_pods) {
+        let old = old_pod_words(c);
+        v.failures.push(Failure {
+            reason: "insufficient_capacity",
+            message: format!(
+                "the new pods ({} CPU, {} memory each) are larger than the app's {old}: {} of {} fit in the room the old pods free plus the free room, with {f}x headroom on the difference",
+                Cpu(per.cpu_millis),
+                Mem(per.memory_bytes),
+                c.replaced_fit,
+                c.new_pods,
+            ),
+        });
+        v.next_steps.push(format!(
+            "add a node, or keep the pods' CPU and memory at what they run with now{}",
+            profile_hint(req)
+        ));
     }
 
     let c = &v.components;
@@ -616,9 +819,13 @@ fn explain(v: &mut Verdict, req: &Request) {
         }
         _ => return,
     };
-    if c.required {
+    if c.required && !adds_nothing {
         v.failures.push(Failure { reason, message });
         v.next_steps.push(step);
+    } else if adds_nothing {
+        v.next_steps.push(format!(
+            "warning (not blocking a change that adds no pods): {message}; {step}"
+        ));
     } else {
         v.next_steps.push(format!(
             "warning (not blocking a rebuild): {message}; {step}"

@@ -8,7 +8,7 @@
 //! snapshot, copied only when a check still holds the previous one.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::model::{PodUsage, Resources};
@@ -99,20 +99,32 @@ fn key(p: &PodUsage) -> Key {
     (p.namespace.clone(), p.name.clone())
 }
 
-/// The pods the watch has seen and their sum, updated event by event.
+/// The pods the watch has seen and their sum, updated event by event. Ordered by
+/// (namespace, name), so one app's pods (its namespace) are a range, not a scan.
 #[derive(Debug, Default)]
 pub struct UsageIndex {
-    pods: HashMap<Key, PodUsage>,
+    pods: BTreeMap<Key, PodUsage>,
     usage: Arc<Usage>,
     /// A relist in progress: built aside and swapped in when it is complete, so checks
     /// never see half a list.
-    relist: Option<(HashMap<Key, PodUsage>, Usage)>,
+    relist: Option<(BTreeMap<Key, PodUsage>, Usage)>,
 }
 
 impl UsageIndex {
     /// The sum now; cheap (a reference count), and unaffected by later events.
     pub fn usage(&self) -> Arc<Usage> {
         self.usage.clone()
+    }
+
+    /// The live pods of one namespace (terminated ones left out).
+    pub fn pods_in(&self, namespace: &str) -> Vec<PodUsage> {
+        self.pods
+            .range((namespace.to_owned(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(_, p)| p)
+            .filter(|p| !p.terminated)
+            .cloned()
+            .collect()
     }
 
     /// Pods held (after the last complete list).
@@ -255,6 +267,31 @@ mod tests {
         assert_eq!(idx.usage().on("n0").0.cpu_millis, 10);
         assert_eq!(idx.usage().on("n1").0, Resources::default());
         assert_consistent(&idx);
+    }
+
+    #[test]
+    fn one_namespaces_live_pods_are_a_range() {
+        let mut idx = UsageIndex::default();
+        let at = |ns: &str, name: &str| PodUsage {
+            namespace: ns.into(),
+            ..pod(name, Some("n1"), 10)
+        };
+        for (ns, name) in [
+            ("a", "x"),
+            ("app", "p1"),
+            ("app", "p2"),
+            ("app-2", "q"),
+            ("b", "y"),
+        ] {
+            idx.upsert(at(ns, name));
+        }
+        let mut gone = at("app", "p0");
+        gone.terminated = true;
+        idx.upsert(gone);
+        let names: Vec<String> = idx.pods_in("app").into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["p1", "p2"]);
+        assert!(idx.pods_in("none").is_empty());
+        assert!(idx.pods_in("").is_empty());
     }
 
     #[test]

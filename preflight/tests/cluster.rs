@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use loco_preflight::{
-    Cache, CapacityGate, ComponentSelector, ListGate, Purpose, Request, TaintEffect, Toleration,
-    TolerationOperator, Verdict,
+    Cache, CapacityGate, ComponentSelector, ListGate, Purpose, Request, Rollout, TaintEffect,
+    Toleration, TolerationOperator, Verdict,
 };
 use serde_json::json;
 
@@ -221,6 +221,221 @@ async fn a_selector_no_node_matches_fails_with_advice() {
         "{:?}",
         v.next_steps
     );
+}
+
+/// A pod bound straight to `node` (no scheduler), as a running app's pods are.
+fn bound_pod(name: &str, id: &str, node: &str, cpu: &str, memory: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {TEST_LABEL: id}},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"name": "c", "image": "busybox",
+                "resources": {"requests": {"cpu": cpu, "memory": memory}}}]
+        }
+    }))
+    .unwrap()
+}
+
+/// Issue 14 item 5 on kwok nodes filled to the brim: preflight asks for what a change
+/// adds (the new pods minus the app's pods the rollout frees, times the factor). Node a
+/// holds 5 of the app's 10 pods (100m / 64Mi each) and a filler pod of another app
+/// (200m / 128Mi); node b holds the other 5; nothing is free anywhere.
+#[tokio::test]
+async fn a_full_cluster_takes_what_a_change_adds_and_no_more() {
+    let Some(client) = cluster().await else {
+        return;
+    };
+    let id = format!("full{}", unique());
+    let selector = format!("{TEST_LABEL}={id}");
+    let app_ns = format!("pf-{id}");
+    let c = client.clone();
+    let body = async {
+        let a = node(&id, "a", "700m", "448Mi");
+        let b = node(&id, "b", "500m", "320Mi");
+        create_node(&client, &a).await;
+        create_node(&client, &b).await;
+        wait_ready(&client, &[&a.name, &b.name]).await;
+        let ns: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": app_ns, "labels": {TEST_LABEL: id}}}),
+        )
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+        let app_pods: Api<Pod> = Api::namespaced(client.clone(), &app_ns);
+        for i in 0..10 {
+            let on = if i < 5 { &a.name } else { &b.name };
+            app_pods
+                .create(
+                    &PostParams::default(),
+                    &bound_pod(&format!("app-{i}"), &id, on, "100m", "64Mi"),
+                )
+                .await
+                .unwrap();
+        }
+        let others: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let filler = format!("pf-{id}-filler");
+        others
+            .create(
+                &PostParams::default(),
+                &bound_pod(&filler, &id, &a.name, "200m", "128Mi"),
+            )
+            .await
+            .unwrap();
+
+        let change = |replicas: u32, replaces_pods: bool| {
+            let mut r = request(&id, 100, 64 << 20, replicas);
+            r.rollout = Some(Rollout {
+                namespace: app_ns.clone(),
+                replaces_pods,
+                max_surge: 1,
+                max_unavailable: 0,
+            });
+            r
+        };
+        let gate = ListGate::new(client.clone(), None);
+
+        // Scale 10 -> 5 on the full cluster: it adds nothing, so it passes.
+        let v = gate.check(&change(5, false)).await.unwrap();
+        assert!(v.pass, "{v:#?}");
+        let ch = v.change.clone().unwrap();
+        assert_eq!((ch.running, ch.new_pods, ch.adds), (10, 5, 0));
+        // Asked without a rollout (the old question), the same 5 pods are refused.
+        assert!(
+            !gate
+                .check(&request(&id, 100, 64 << 20, 5))
+                .await
+                .unwrap()
+                .pass
+        );
+
+        // A rolling update of the 10 pods needs room for its one surge pod: none.
+        let v = gate.check(&change(10, true)).await.unwrap();
+        assert!(!v.pass, "{v:#?}");
+        assert_eq!((v.replicas, v.placed), (1, 0));
+        assert!(
+            v.failures[0].message.starts_with(
+                "0 of the 1 pod the change adds (a rolling update of 10 running pods to 10"
+            ),
+            "{}",
+            v.failures[0].message
+        );
+
+        // The filler shrinks to one pod's size: one pod's room is free on a. Enough for
+        // the surge at factor 1, not at the deploy's 2x.
+        others
+            .delete(
+                &filler,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..DeleteParams::default()
+                },
+            )
+            .await
+            .unwrap();
+        wait_for("the filler pod to be gone", Duration::from_secs(60), || {
+            let others = others.clone();
+            let filler = filler.clone();
+            async move { others.get_opt(&filler).await.ok().filter(Option::is_none) }
+        })
+        .await;
+        others
+            .create(
+                &PostParams::default(),
+                &bound_pod(&filler, &id, &a.name, "100m", "64Mi"),
+            )
+            .await
+            .unwrap();
+        let mut at_one = change(10, true);
+        at_one.factor = Some(1.0);
+        let v = gate.check(&at_one).await.unwrap();
+        assert!(v.pass, "{v:#?}");
+        assert_eq!(report(&v, &a.name).placed, 1);
+        assert!(!gate.check(&change(10, true)).await.unwrap().pass);
+
+        // The filler goes: the surge's room times the factor is free, the update passes
+        // (asking for all ten new pods, as before, would not).
+        others
+            .delete(
+                &filler,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..DeleteParams::default()
+                },
+            )
+            .await
+            .unwrap();
+        let v = wait_for(
+            "the room of the filler pod",
+            Duration::from_secs(60),
+            || {
+                let gate = gate.clone();
+                let req = change(10, true);
+                async move { gate.check(&req).await.ok().filter(|v| v.pass) }
+            },
+        )
+        .await;
+        assert_eq!((v.placed, report(&v, &a.name).placed), (1, 1));
+        assert!(
+            !gate
+                .check(&request(&id, 100, 64 << 20, 10))
+                .await
+                .unwrap()
+                .pass
+        );
+
+        // A scale-up beyond capacity: 10 -> 14 adds 4 pods at 2x, room for 1.
+        let v = gate.check(&change(14, false)).await.unwrap();
+        assert!(!v.pass, "{v:#?}");
+        assert_eq!(v.reason(), "insufficient_capacity");
+        assert!(
+            v.failures[0].message.starts_with(
+                "1 of the 4 pods the change adds (10 running pods, 14 wanted) fit with 2x headroom"
+            ),
+            "{}",
+            v.failures[0].message
+        );
+        assert!(
+            v.next_steps[0].starts_with("1 replica fit; add room for 3 more"),
+            "{:?}",
+            v.next_steps
+        );
+
+        // The watch cache finds the app's pods by namespace and answers the same.
+        let cache = Cache::spawn(client.clone(), None);
+        cache.wait_synced(Duration::from_secs(30)).await.unwrap();
+        let cached = wait_for(
+            "the cache to see the app's pods",
+            Duration::from_secs(60),
+            || {
+                let cache = cache.clone();
+                let req = change(14, false);
+                async move {
+                    cache
+                        .check(&req)
+                        .await
+                        .ok()
+                        .filter(|v| v.change.as_ref().is_some_and(|c| c.running == 10))
+                }
+            },
+        )
+        .await;
+        assert_eq!((cached.pass, cached.placed), (false, 1));
+        assert_eq!(cached.failures, v.failures);
+        assert!(cache.check(&change(5, false)).await.unwrap().pass);
+        assert!(cache.check(&change(10, true)).await.unwrap().pass);
+    };
+    let cleanup = async {
+        delete_pods(&c, "default", &selector).await;
+        delete_pods(&c, &app_ns, &selector).await;
+        let _ = Api::<Namespace>::all(c.clone())
+            .delete(&app_ns, &DeleteParams::background())
+            .await;
+        delete_nodes(&c, &selector).await;
+    };
+    guarded(body, cleanup).await;
 }
 
 fn deployment(name: &str, id: &str, node_selector: serde_json::Value) -> Deployment {

@@ -1,6 +1,6 @@
 //! Apply proper: read, decide, then write phase by phase with bounded concurrency.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::{StreamExt as _, stream};
 use kube::api::ApiResource;
@@ -8,8 +8,8 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::error::ApplyError;
-use super::live::{self, LiveIndex, SecretSource};
-use super::plan::{self, Action, Prepared};
+use super::live::{self, LiveIndex};
+use super::plan::{self, Action, Prepared, SecretKind};
 use super::progress::Progress;
 use super::{Applier, ApplyReport};
 use loco_render::Rendered;
@@ -33,8 +33,8 @@ impl Applier {
 
     /// Many apps at once (the resurrector's rebuild, the benchmark): apps concurrently,
     /// each app's phases in order, one cluster-wide metadata LIST per kind instead of
-    /// per-object reads. Every app is attempted; if any failed, the error counts them and
-    /// carries the first. [`Applier::apply_each`] gives the result of each app.
+    /// per-object reads (Secrets excepted: they are never read, see `live`). Every app is
+    /// attempted; if any failed, the error counts them and carries the first. [`Applier::apply_each`] gives the result of each app.
     pub async fn apply_many(&self, desired: &[Rendered]) -> Result<ApplyReport, ApplyError> {
         let mut report = ApplyReport::default();
         let mut errors = Vec::new();
@@ -61,33 +61,46 @@ impl Applier {
         let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
             desired.iter().map(plan::prepare).collect();
         let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
-        for p in prepared.iter().flatten().flatten() {
+        for p in prepared
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|p| p.secret == SecretKind::No)
+        {
             kinds
                 .entry((p.resource.api_version.clone(), p.resource.kind.clone()))
                 .or_insert_with(|| p.resource.clone());
         }
         let kinds: Vec<ApiResource> = kinds.into_values().collect();
         let c = self.config.concurrency;
-        let live = match live::read_cluster(&self.client, &kinds, c).await {
+        let mut live = match live::read_cluster(&self.client, &kinds, c).await {
             Ok(l) => l,
             Err(e) => return fail_all(desired.len(), &e),
         };
-        // Secret data is needed only for Secrets whose hash already matches.
-        let need_secrets = !self.config.force
-            && prepared.iter().flatten().flatten().any(|p| {
-                p.secret_data.is_some()
-                    && live
-                        .get(&p.reference)
-                        .is_some_and(|l| l.hash.as_deref() == Some(p.hash.as_str()))
-            });
-        let secrets = if need_secrets {
-            match SecretSource::load(&self.client).await {
-                Ok(s) => s,
-                Err(e) => return fail_all(desired.len(), &e),
-            }
-        } else {
-            SecretSource::Fetch
-        };
+        // Namespaces the LIST did not find: nothing inside them exists, no probe needed.
+        let absent: HashSet<String> = desired
+            .iter()
+            .map(|r| r.namespace.clone())
+            .filter(|ns| {
+                !live.contains_key(&loco_render::ObjectRef {
+                    api_version: "v1".to_owned(),
+                    kind: "Namespace".to_owned(),
+                    namespace: None,
+                    name: ns.clone(),
+                })
+            })
+            .collect();
+        if let Err(e) = live::add_secrets(
+            &self.client,
+            prepared.iter().flatten().flatten(),
+            &absent,
+            &mut live,
+            c,
+        )
+        .await
+        {
+            return fail_all(desired.len(), &e);
+        }
         // Writes of all apps share one bound; more apps than permits are in flight so
         // that an app waiting between its phases leaves no permit idle.
         let permits = Semaphore::new(c);
@@ -95,21 +108,13 @@ impl Applier {
             .iter()
             .zip(prepared)
             .map(|(rendered, objects)| {
-                let (live, secrets, permits) = (&live, &secrets, &permits);
+                let (live, permits) = (&live, &permits);
                 async move {
                     let mut report = ApplyReport::default();
                     let result = match objects {
                         Ok(objects) => {
-                            self.write_app(
-                                rendered,
-                                &objects,
-                                live,
-                                secrets,
-                                permits,
-                                None,
-                                &mut report,
-                            )
-                            .await
+                            self.write_app(rendered, &objects, live, permits, None, &mut report)
+                                .await
                         }
                         Err(e) => Err(e),
                     };
@@ -136,27 +141,17 @@ impl Applier {
         // Read even under `force`: ownership is checked whatever the hashes say.
         let live = live::read_app(&self.client, &desired.namespace, &objects, c).await?;
         let permits = Semaphore::new(c);
-        self.write_app(
-            desired,
-            &objects,
-            &live,
-            &SecretSource::Fetch,
-            &permits,
-            progress,
-            report,
-        )
-        .await
+        self.write_app(desired, &objects, &live, &permits, progress, report)
+            .await
     }
 
     /// Decides every object first (a refusal stops the app before any write), then writes
     /// phase by phase.
-    #[allow(clippy::too_many_arguments)]
     async fn write_app(
         &self,
         desired: &Rendered,
         objects: &[Prepared],
         live: &LiveIndex,
-        secrets: &SecretSource,
         permits: &Semaphore,
         progress: Option<&Sender>,
         report: &mut ApplyReport,
@@ -168,13 +163,10 @@ impl Applier {
                 continue;
             };
             // Futures first, then the stream: see live::read_app on `Send`.
-            let writes: Vec<_> =
-                phase
-                    .iter()
-                    .map(|(p, action)| async move {
-                        (*p, self.execute(p, *action, secrets, permits).await)
-                    })
-                    .collect();
+            let writes: Vec<_> = phase
+                .iter()
+                .map(|(p, action)| async move { (*p, self.execute(p, *action, permits).await) })
+                .collect();
             let outcomes: Vec<(&Prepared, Result<Outcome, ApplyError>)> = stream::iter(writes)
                 .buffered(self.config.concurrency)
                 .collect()
@@ -216,7 +208,6 @@ impl Applier {
         &self,
         p: &Prepared,
         action: Action,
-        secrets: &SecretSource,
         permits: &Semaphore,
     ) -> Result<Outcome, ApplyError> {
         if action == Action::Skip {
@@ -224,9 +215,6 @@ impl Applier {
         }
         // The semaphore is never closed; without a permit the bound of `buffered` holds.
         let _permit = permits.acquire().await.ok();
-        if action == Action::CompareSecretData && secrets.matches(&self.client, p).await? {
-            return Ok(Outcome::Unchanged);
-        }
         self.write(p).await?;
         Ok(Outcome::Written {
             created: action == Action::Create,

@@ -13,7 +13,7 @@ use loco_render::{LABEL_MANAGED_BY, MANAGED_BY, ObjectRef};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     #[error(
-        "{} exists but loco did not create it (it lacks the label {LABEL_MANAGED_BY}={MANAGED_BY}), and loco never changes or deletes such objects. Rename or remove it, or add the label if loco should own it, then deploy again.",
+        "{} exists but loco did not create it (it lacks the label {LABEL_MANAGED_BY}={MANAGED_BY}, or loco's field manager never wrote it), and loco never changes or deletes such objects. Rename or remove it, then deploy again.",
         show(.object)
     )]
     NotManagedByLoco { object: Box<ObjectRef> },
@@ -131,6 +131,23 @@ pub enum ApplyError {
     },
 }
 
+/// The name of loco-api's admission policy (core-api/rbac/loco-api.yaml).
+pub const ADMISSION_POLICY: &str = "loco-api-boundaries";
+
+/// The messages of that policy's ownership rules, as the API server quotes them.
+pub(crate) const NOT_LOCO_MESSAGES: &[&str] = &[
+    "loco-api writes only objects labelled app.kubernetes.io/managed-by=loco",
+    "loco-api never takes over an object loco did not create",
+    "loco-api changes or deletes only objects loco's field manager wrote",
+];
+
+/// Whether a 403's message is loco-api's admission policy refusing an object that is not
+/// loco's (rather than RBAC, or the policy's other rules).
+pub(crate) fn refused_as_not_loco(message: &str) -> bool {
+    message.contains(&format!("ValidatingAdmissionPolicy '{ADMISSION_POLICY}'"))
+        && NOT_LOCO_MESSAGES.iter().any(|m| message.contains(m))
+}
+
 fn detail_suffix(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
@@ -196,6 +213,9 @@ impl ApplyError {
                             namespace: object.namespace.clone().unwrap_or_default(),
                         }
                     }
+                    403 if refused_as_not_loco(&status.message) => {
+                        Self::NotManagedByLoco { object }
+                    }
                     403 => Self::Forbidden { verb, object },
                     404 if verb == "apply"
                         && status
@@ -205,7 +225,9 @@ impl ApplyError {
                     {
                         Self::KindNotInstalled { object }
                     }
-                    400 | 409 | 422 if verb == "apply" => Self::Rejected {
+                    // "check" is the dry-run create that asks whether a Secret exists: the
+                    // API server validates its body as it would the apply's.
+                    400 | 409 | 422 if verb == "apply" || verb == "check" => Self::Rejected {
                         detail: if secret {
                             String::new()
                         } else {
@@ -266,4 +288,66 @@ pub struct DeployFailure {
     pub revert_error: Option<String>,
     /// Every object this deploy's prune and revert deleted, also when a later step failed.
     pub deleted: Vec<ObjectRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Forbidden")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    fn secret() -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("wks-1-app-2".into()),
+            name: "loco-pull".into(),
+        }
+    }
+
+    #[test]
+    fn the_policys_ownership_refusals_read_as_not_managed_by_loco() {
+        let yaml = include_str!("../../rbac/loco-api.yaml");
+        assert!(yaml.contains(&format!("name: {ADMISSION_POLICY}")));
+        for m in NOT_LOCO_MESSAGES {
+            assert!(yaml.contains(m), "the policy no longer says {m:?}");
+            let e = ApplyError::from_kube(
+                status(
+                    403,
+                    &format!(
+                        "secrets \"loco-pull\" is forbidden: ValidatingAdmissionPolicy '{ADMISSION_POLICY}' with binding '{ADMISSION_POLICY}' denied request: {m}"
+                    ),
+                ),
+                "apply",
+                &secret(),
+            );
+            assert_eq!(e.reason(), "not_managed_by_loco", "{m}");
+            assert!(
+                e.to_string().contains("Secret wks-1-app-2/loco-pull"),
+                "{e}"
+            );
+        }
+        // RBAC's refusal, and the policy's other rules, stay a permission problem.
+        let rbac = status(
+            403,
+            "secrets \"loco-pull\" is forbidden: User \"system:serviceaccount:loco-system:loco-api\" cannot get resource \"secrets\"",
+        );
+        assert_eq!(
+            ApplyError::from_kube(rbac, "apply", &secret()).reason(),
+            "apply_forbidden"
+        );
+        let elsewhere = status(
+            403,
+            &format!(
+                "ValidatingAdmissionPolicy '{ADMISSION_POLICY}' with binding '{ADMISSION_POLICY}' denied request: loco-api writes only in wks-*-app-* namespaces, not in default"
+            ),
+        );
+        assert!(!refused_as_not_loco(&elsewhere.to_string()));
+    }
 }

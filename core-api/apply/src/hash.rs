@@ -5,25 +5,41 @@
 //! applied, the annotation itself left out. For a Secret, `data` and `stringData` are left
 //! out too: the annotation is readable by anyone who can read the Secret's metadata (a
 //! metadata LIST is granted far more widely than a GET of Secret data), and a hash of a
-//! low-entropy value lets anyone check guesses against it. Secret data is compared with
-//! the live Secret directly instead.
+//! low-entropy value lets anyone check guesses against it. The data still counts, through
+//! render's keyed data-hash annotation (`loco_render::ANNOTATION_DATA_HASH`), which is
+//! metadata.
+//!
+//! loco-api cannot read Secrets at all (no `get`/`list` in its ClusterRole), not even
+//! their metadata, so a Secret's applied-hash is also recorded on the app's Deployment
+//! ([`ANNOTATION_APPLIED_SECRETS`]), which apply reads anyway.
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use loco_render::{Object, RenderError};
+use loco_render::{ObjectRef, Rendered};
+
+use super::error::ApplyError;
+use super::plan;
 
 /// Annotation holding the hash of the object as loco last applied it.
 pub const ANNOTATION_APPLIED_HASH: &str = "loco.deploy-app.com/applied-hash";
+
+/// Annotation on an app's Deployment: `name=applied-hash,...` of the Secrets loco applied
+/// in its namespace before it (sorted by name). Written after the Secrets, so it never
+/// names a Secret write that did not happen.
+pub const ANNOTATION_APPLIED_SECRETS: &str = "loco.deploy-app.com/applied-secrets";
 
 /// Mixed into every hash: changing how apply builds its bodies changes this, so the next
 /// deploy rewrites every object once instead of trusting hashes of another scheme.
 const SCHEME: &[u8] = b"loco-apply/v1\n";
 
-/// The hash apply stamps on `object` (see the module docs for what it covers).
-pub fn applied_hash(object: &Object) -> Result<String, RenderError> {
-    let body = object.to_json()?;
-    Ok(hash_body(&body, matches!(object, Object::Secret(_))))
+/// The hash apply stamps on each object of `rendered`, in apply order (a Deployment's
+/// covers its record of the app's Secrets, so it depends on the whole render).
+pub fn applied_hashes(rendered: &Rendered) -> Result<Vec<(ObjectRef, String)>, ApplyError> {
+    Ok(plan::prepare(rendered)?
+        .into_iter()
+        .map(|p| (p.reference, p.hash))
+        .collect())
 }
 
 /// The hash of an object's JSON body. `is_secret` leaves `data` and `stringData` out.
@@ -182,15 +198,13 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_of_a_rendered_secret_is_its_hash_without_data() {
-        use k8s_openapi::ByteString;
-        use k8s_openapi::api::core::v1::Secret;
-        let mut s = Secret::default();
-        s.metadata.name = Some("loco-pull".into());
-        s.data = Some([("k".to_owned(), ByteString(b"hunter2".to_vec()))].into());
-        let with = applied_hash(&Object::Secret(s.clone())).unwrap();
-        s.data = None;
-        let without = applied_hash(&Object::Secret(s)).unwrap();
-        assert_eq!(with, without);
+    fn the_hash_of_a_secret_covers_its_data_hash_annotation_not_its_data() {
+        let mut a = secret("aHVudGVyMg==", "env-1");
+        a["metadata"]["annotations"] = json!({ "loco.deploy-app.com/data-hash": "1111" });
+        let mut b = secret("c3dvcmRmaXNo", "env-1");
+        b["metadata"]["annotations"] = json!({ "loco.deploy-app.com/data-hash": "1111" });
+        assert_eq!(hash_body(&a, true), hash_body(&b, true));
+        b["metadata"]["annotations"] = json!({ "loco.deploy-app.com/data-hash": "2222" });
+        assert_ne!(hash_body(&a, true), hash_body(&b, true));
     }
 }

@@ -13,16 +13,26 @@
 //!   [`ANNOTATION_APPLIED_HASH`], a SHA-256 of the object as applied, and skips any object
 //!   whose live annotation already carries the desired hash. Secrets are the exception in
 //!   what is hashed: their `data`/`stringData` never enter the hash (a hash of a
-//!   low-entropy value is a way to guess it), so a Secret whose hash matches is compared
-//!   with the live Secret's data directly.
-//! - **Reads are cheap and few.** One app: one metadata GET per object, none at all when
-//!   the app's namespace does not exist yet. Many apps ([`Applier::apply_many`]): one
-//!   cluster-wide metadata LIST per kind.
+//!   low-entropy value is a way to guess it); render's keyed data-hash annotation
+//!   (`loco_render::ANNOTATION_DATA_HASH`) stands in for the data.
+//! - **Secrets are never read.** loco-api's ServiceAccount has no `get`/`list` on Secrets,
+//!   so their applied-hashes are recorded on the app's Deployment
+//!   ([`ANNOTATION_APPLIED_SECRETS`], written after them) and their existence is asked by
+//!   a dry-run create (409 AlreadyExists), which shows nothing of the live Secret. Their
+//!   ownership is the API server's to enforce (the admission policy of
+//!   core-api/rbac/loco-api.yaml): a refused write is [`ApplyError::NotManagedByLoco`],
+//!   a refused prune leaves the Secret.
+//! - **Reads are cheap and few.** One app: one metadata GET per object (a dry-run create
+//!   per Secret), none at all when the app's namespace does not exist yet. Many apps
+//!   ([`Applier::apply_many`]): one cluster-wide metadata LIST per kind, and the Secret
+//!   probes.
 //!
 //! Limits, on purpose:
 //! - A hand edit of a field loco owns is not detected by a no-change redeploy: the live
-//!   annotation still matches, so nothing is written. `ApplyConfig { force: true, .. }`
-//!   re-applies everything regardless; the resurrector's rebuild uses it.
+//!   annotation still matches, so nothing is written (a Secret's data included: it is
+//!   never read). `ApplyConfig { force: true, .. }` re-applies everything regardless; the
+//!   resurrector's rebuild uses it. A Secret deleted by hand is seen (the probe) and
+//!   re-created.
 //! - Ownership is checked when apply reads, not atomically with the write: an unlabelled
 //!   object created in that moment would be taken over. Prune's deletes, which cannot be
 //!   undone, carry a uid + resourceVersion precondition instead.
@@ -50,7 +60,7 @@ use std::time::Duration;
 pub use deploy::{DeployReport, Previous};
 pub use diagnose::{PodTrouble, PullFailure, trouble_of};
 pub use error::{ApplyError, DeployFailure};
-pub use hash::{ANNOTATION_APPLIED_HASH, applied_hash};
+pub use hash::{ANNOTATION_APPLIED_HASH, ANNOTATION_APPLIED_SECRETS, applied_hashes};
 pub use progress::Progress;
 pub use resource::{kube_resource, same_object};
 pub use write::REPLICAS_HANDOVER_MANAGER;

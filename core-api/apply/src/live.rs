@@ -1,17 +1,22 @@
-//! Reading what the cluster holds: object metadata (ownership and applied-hash) and, for
-//! Secrets whose hash matches, their data.
+//! Reading what the cluster holds: object metadata (ownership and applied-hash).
+//!
+//! Secrets are never read, not even their metadata: loco-api's ServiceAccount has no
+//! `get` or `list` on them. What a live Secret holds comes from the record on the app's
+//! Deployment ([`ANNOTATION_APPLIED_SECRETS`](super::ANNOTATION_APPLIED_SECRETS)); whether
+//! it exists, from a dry-run create (409 AlreadyExists when it does), which shows nothing
+//! of the live Secret.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ApiResource, ListParams};
-use kube::{Api, Client};
+use kube::Client;
+use kube::api::{ApiResource, ListParams, PostParams};
 
+use super::FIELD_MANAGER;
 use super::error::ApplyError;
-use super::plan::{LiveMeta, Prepared};
+use super::plan::{LiveMeta, Prepared, SecretKind, recorded_secret_hash};
 use super::resource::dynamic_api;
-use loco_render::{LABEL_MANAGED_BY, MANAGED_BY, ObjectRef};
+use loco_render::ObjectRef;
 
 pub(crate) type LiveIndex = HashMap<ObjectRef, LiveMeta>;
 
@@ -43,6 +48,7 @@ pub(crate) async fn read_app(
     };
     let to_read = objects.iter().filter(|p| {
         p.reference.kind != "Namespace"
+            && p.secret == SecretKind::No
             && !(namespace_absent && p.reference.namespace.as_deref() == Some(namespace))
     });
     // Futures collected first: a closure left inside the stream would make the caller's
@@ -58,7 +64,85 @@ pub(crate) async fn read_app(
         .try_collect()
         .await?;
     index.extend(found.into_iter().filter_map(|(r, l)| l.map(|l| (r, l))));
+    let absent: HashSet<String> = if namespace_absent {
+        HashSet::from([namespace.to_owned()])
+    } else {
+        HashSet::new()
+    };
+    add_secrets(client, objects.iter(), &absent, &mut index, concurrency).await?;
     Ok(index)
+}
+
+/// Adds the live state of the Secrets among `objects` to `index`, without reading them:
+/// each is probed for existence (unless its namespace is known to be absent) and takes
+/// its hash from the record on the loco Deployment of its namespace. An existing Secret
+/// counts as loco's: the API server refuses loco-api any change of one that is not (the
+/// admission policy of core-api/rbac/loco-api.yaml), and apply reports that refusal.
+pub(crate) async fn add_secrets<'a>(
+    client: &Client,
+    objects: impl Iterator<Item = &'a Prepared>,
+    absent_namespaces: &HashSet<String>,
+    index: &mut LiveIndex,
+    concurrency: usize,
+) -> Result<(), ApplyError> {
+    let records: HashMap<&str, &str> = index
+        .iter()
+        .filter(|(r, l)| r.kind == "Deployment" && l.managed)
+        .filter_map(|(r, l)| Some((r.namespace.as_deref()?, l.applied_secrets.as_deref()?)))
+        .collect();
+    let probes: Vec<_> = objects
+        .filter(|p| p.secret != SecretKind::No)
+        .filter(|p| {
+            p.reference
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| !absent_namespaces.contains(ns))
+        })
+        .map(|p| async move { Ok::<_, ApplyError>((p, exists(client, p).await?)) })
+        .collect();
+    let found: Vec<(&Prepared, bool)> = stream::iter(probes)
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let mut secrets = Vec::new();
+    for (p, exists) in found {
+        if !exists {
+            continue;
+        }
+        let recorded = p
+            .reference
+            .namespace
+            .as_deref()
+            .and_then(|ns| records.get(ns))
+            .and_then(|record| recorded_secret_hash(record, &p.reference.name));
+        secrets.push((
+            p.reference.clone(),
+            LiveMeta {
+                managed: true,
+                hash: recorded.map(str::to_owned),
+                ..LiveMeta::default()
+            },
+        ));
+    }
+    index.extend(secrets);
+    Ok(())
+}
+
+/// Whether the object exists, asked by a dry-run create: 409 AlreadyExists when it
+/// does. The answer carries only what was sent, never the live object.
+async fn exists(client: &Client, p: &Prepared) -> Result<bool, ApplyError> {
+    let api = dynamic_api(client, &p.resource, p.reference.namespace.as_deref());
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    match api.create(&params, &p.body).await {
+        Ok(_) => Ok(false),
+        Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => Ok(true),
+        // The namespace is gone: nothing inside it exists.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(ApplyError::from_kube(e, "check", &p.reference)),
+    }
 }
 
 async fn get_meta(client: &Client, p: &Prepared) -> Result<Option<LiveMeta>, ApplyError> {
@@ -123,81 +207,4 @@ async fn list_kind(client: &Client, ar: &ApiResource) -> Result<LiveIndex, Apply
             return Ok(index);
         }
     }
-}
-
-pub(crate) type SecretData = BTreeMap<String, Vec<u8>>;
-
-/// Where the live data of Secrets comes from.
-pub(crate) enum SecretSource {
-    /// A GET of each Secret that needs comparing (one app).
-    Fetch,
-    /// Every loco-labelled Secret, read by one cluster-wide LIST (many apps).
-    Loaded(HashMap<(String, String), SecretData>),
-}
-
-impl SecretSource {
-    /// Whether the live Secret holds exactly the data `p` would write.
-    pub async fn matches(&self, client: &Client, p: &Prepared) -> Result<bool, ApplyError> {
-        let Some(want) = &p.secret_data else {
-            return Ok(true);
-        };
-        let ns = p.reference.namespace.clone().unwrap_or_default();
-        let live = match self {
-            Self::Loaded(all) => all.get(&(ns, p.reference.name.clone())).cloned(),
-            Self::Fetch => Api::<Secret>::namespaced(client.clone(), &ns)
-                .get_opt(&p.reference.name)
-                .await
-                .map_err(|e| ApplyError::from_kube(e, "read", &p.reference))?
-                .map(|s| data_of(&s)),
-        };
-        Ok(live.as_ref() == Some(want))
-    }
-
-    /// Reads every loco-labelled Secret of the cluster (paged).
-    pub async fn load(client: &Client) -> Result<Self, ApplyError> {
-        let api: Api<Secret> = Api::all(client.clone());
-        let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
-        let kind_ref = ObjectRef {
-            api_version: "v1".to_owned(),
-            kind: "Secret".to_owned(),
-            namespace: None,
-            name: "(all loco Secrets)".to_owned(),
-        };
-        let mut all = HashMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut lp = ListParams::default().labels(&selector).limit(PAGE);
-            if let Some(t) = &token {
-                lp = lp.continue_token(t);
-            }
-            let page = api
-                .list(&lp)
-                .await
-                .map_err(|e| ApplyError::from_kube(e, "list", &kind_ref))?;
-            for s in &page.items {
-                if let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) {
-                    all.insert((ns.clone(), name.clone()), data_of(s));
-                }
-            }
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(Self::Loaded(all));
-            }
-        }
-    }
-}
-
-/// A live Secret's data with `stringData` folded in (the API server does the same; it
-/// never returns stringData, but a hand-built object might carry it).
-fn data_of(s: &Secret) -> SecretData {
-    let mut data: SecretData = s
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    for (k, v) in s.string_data.iter().flatten() {
-        data.insert(k.clone(), v.as_bytes().to_vec());
-    }
-    data
 }

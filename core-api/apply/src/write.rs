@@ -3,7 +3,7 @@
 
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 
-use super::error::ApplyError;
+use super::error::{ApplyError, refused_as_not_loco};
 use super::plan::{LiveMeta, Prepared};
 use super::resource::{api_resource, dynamic_api};
 use super::{Applier, FIELD_MANAGER};
@@ -90,8 +90,25 @@ impl Applier {
     /// Deletes `r` only if the live object carries loco's label. The delete is bound to
     /// the uid and resourceVersion that were checked, so an object relabelled or replaced
     /// in between is never deleted; on such a conflict the check runs once more.
+    ///
+    /// Secrets cannot be read by loco-api, so they are deleted without that check: the
+    /// API server's admission policy for loco-api refuses the delete of a Secret without
+    /// loco's label or loco's field manager, and that refusal means "not loco's".
     pub(crate) async fn delete_if_managed(&self, r: &ObjectRef) -> Result<Deleted, ApplyError> {
         let api = dynamic_api(&self.client, &api_resource(r), r.namespace.as_deref());
+        if r.kind == "Secret" {
+            self.before_write(r)?;
+            return match api.delete(&r.name, &DeleteParams::background()).await {
+                Ok(_) => Ok(Deleted::Yes),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Absent),
+                Err(kube::Error::Api(s)) if s.code == 403 && refused_as_not_loco(&s.message) => {
+                    tracing::warn!(namespace = ?r.namespace, name = %r.name,
+                        "not deleting a Secret loco did not write (refused by loco-api's admission policy)");
+                    Ok(Deleted::NotManaged)
+                }
+                Err(e) => Err(ApplyError::from_kube(e, "delete", r)),
+            };
+        }
         for _ in 0..2 {
             let live = match api.get_metadata_opt(&r.name).await {
                 Ok(Some(m)) => LiveMeta::of(&m.metadata),

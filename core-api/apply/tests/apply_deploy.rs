@@ -11,7 +11,7 @@ use apply_support::{
     App, admin_client, cleanup, deployment, image_of, is_rolled_out, loco_api_client,
 };
 use kube::api::{Api, DynamicObject};
-use loco_apply::{ANNOTATION_APPLIED_HASH, Applier, ApplyConfig, applied_hash};
+use loco_apply::{ANNOTATION_APPLIED_HASH, Applier, ApplyConfig, applied_hashes};
 use loco_render::{Object, ObjectRef, Rendered};
 
 fn config() -> ApplyConfig {
@@ -72,7 +72,9 @@ async fn deploy_then_redeploy_writes_nothing_and_a_change_writes_only_what_chang
         .expect("first deploy");
     assert_eq!(report.apply.written.len(), first.objects.len());
     assert_eq!(report.apply.created.len(), first.objects.len());
-    for o in &first.objects {
+    let hashes = applied_hashes(&first).unwrap();
+    for (o, (reference, hash)) in first.objects.iter().zip(&hashes) {
+        assert_eq!(&o.object.reference(), reference);
         let live = live(&admin, &o.object)
             .await
             .unwrap_or_else(|| panic!("{:?} missing", o.object.reference()));
@@ -92,10 +94,7 @@ async fn deploy_then_redeploy_writes_nothing_and_a_change_writes_only_what_chang
             Some(&app.workspace_id.to_string())
         );
         let ann = live.metadata.annotations.clone().unwrap_or_default();
-        assert_eq!(
-            ann.get(ANNOTATION_APPLIED_HASH),
-            Some(&applied_hash(&o.object).unwrap())
-        );
+        assert_eq!(ann.get(ANNOTATION_APPLIED_HASH), Some(hash));
     }
     assert!(is_rolled_out(&deployment(&admin, &app.namespace()).await));
     drop(tx);

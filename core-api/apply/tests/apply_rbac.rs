@@ -210,3 +210,176 @@ async fn the_api_server_refuses_what_loco_never_does_when_asked_as_loco_api() {
         .await
         .unwrap();
 }
+
+/// Issue 13 item 4, "no change of another field manager's objects": inside an app
+/// namespace, as loco-api, an object without loco's label cannot be changed or deleted,
+/// and neither can one that carries the label but was written by another field manager
+/// (someone copied loco's label onto their own object). loco's own objects can. Every
+/// attempt as loco-api is a dry run; the admin's objects are real.
+#[tokio::test]
+async fn loco_api_cannot_change_or_delete_objects_loco_did_not_write() {
+    use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+    use kube::api::{DeleteParams, Patch, PatchParams};
+    let Some(admin) = admin_client().await else {
+        return;
+    };
+    let client = loco_api_client().await;
+    let (w, a) = apply_support::unique_ids("fieldmanagers");
+    let ns = format!("wks-{w}-app-{a}");
+    let labelled = serde_json::json!({"app.kubernetes.io/managed-by": "loco"});
+    let service = |name: &str, labels: &serde_json::Value| -> Service {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"ports": [{"port": 80}]}
+        }))
+        .unwrap()
+    };
+    // loco's namespace and Service, written as loco writes (server-side apply, manager loco).
+    let as_loco = PatchParams::apply("loco").force();
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            &ns,
+            &as_loco,
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": labelled}
+            })),
+        )
+        .await
+        .expect("loco-api applies its namespace");
+    let as_loco_api = Api::<Service>::namespaced(client.clone(), &ns);
+    as_loco_api
+        .patch("own", &as_loco, &Patch::Apply(service("own", &labelled)))
+        .await
+        .expect("loco-api applies its Service");
+    // The admin's objects: one unlabelled, one with loco's label copied onto it.
+    let as_admin = Api::<Service>::namespaced(admin.clone(), &ns);
+    let admin_manager = PatchParams::apply("cluster-admin").force();
+    for (name, labels) in [
+        ("unlabelled", serde_json::json!({})),
+        ("lookalike", labelled.clone()),
+    ] {
+        as_admin
+            .patch(name, &admin_manager, &Patch::Apply(service(name, &labels)))
+            .await
+            .unwrap();
+    }
+
+    let dry_delete = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    let edit = |name: &str| {
+        let mut s = service(name, &labelled);
+        s.metadata.annotations = Some([("x".to_owned(), "y".to_owned())].into());
+        s
+    };
+    let refused = |r: &Result<(), kube::Error>, why: &str| {
+        matches!(r, Err(kube::Error::Api(s))
+            if s.code == 403 && s.message.contains("loco-api-boundaries") && s.message.contains(why))
+    };
+    let delete = |name: &'static str| {
+        let api = as_loco_api.clone();
+        let dp = dry_delete.clone();
+        async move { api.delete(name, &dp).await.map(|_| ()) }
+    };
+    let apply = |name: &'static str| {
+        let api = as_loco_api.clone();
+        let body = edit(name);
+        async move {
+            api.patch(
+                name,
+                &PatchParams::apply("loco").force().dry_run(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map(|_| ())
+        }
+    };
+    // The policy may have just been updated by loco_api_client(): the API server picks
+    // up a new version a moment later, so the first refusal is waited for.
+    let written_by_loco = "loco's field manager wrote";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if refused(&delete("lookalike").await, written_by_loco) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loco-api may delete a labelled Service another field manager wrote"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let r = apply("lookalike").await;
+    assert!(
+        refused(&r, written_by_loco),
+        "loco-api took over the lookalike: {r:?}"
+    );
+    let merge = as_loco_api
+        .patch(
+            "lookalike",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"x": "y"}}})),
+        )
+        .await
+        .map(|_| ());
+    assert!(
+        refused(&merge, written_by_loco),
+        "a merge patch of the lookalike: {merge:?}"
+    );
+    // Without the label at all: refused, delete and update alike.
+    let r = delete("unlabelled").await;
+    assert!(
+        refused(&r, "labelled app.kubernetes.io/managed-by=loco"),
+        "{r:?}"
+    );
+    let r = apply("unlabelled").await;
+    assert!(refused(&r, "did not create"), "{r:?}");
+    // loco's own object: changed and deleted as before.
+    apply("own")
+        .await
+        .expect("loco-api updates its own Service");
+    delete("own")
+        .await
+        .expect("loco-api deletes its own Service");
+
+    // A Secret with loco's label that loco did not write, in the way of a prune: loco-api
+    // cannot read it, the API server refuses its delete, and prune leaves it.
+    let lookalike: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "env-0123456789", "namespace": ns, "labels": labelled},
+        "data": {"K": "dg=="}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .patch("env-0123456789", &admin_manager, &Patch::Apply(lookalike))
+        .await
+        .unwrap();
+    let applier = loco_apply::Applier::new(client.clone(), Default::default());
+    let empty = loco_render::Rendered {
+        namespace: ns.clone(),
+        objects: vec![],
+    };
+    let previous = [loco_render::ObjectRef {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        namespace: Some(ns.clone()),
+        name: "env-0123456789".into(),
+    }];
+    let pruned = applier.prune(&empty, &previous).await.expect("prune");
+    assert!(pruned.is_empty(), "{pruned:?}");
+    assert!(
+        Api::<Secret>::namespaced(admin.clone(), &ns)
+            .get_opt("env-0123456789")
+            .await
+            .unwrap()
+            .is_some(),
+        "the admin's Secret was deleted"
+    );
+
+    Api::<Namespace>::all(admin)
+        .delete(&ns, &Default::default())
+        .await
+        .unwrap();
+}

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use loco_preflight::{Cache, CapacityGate, ComponentSelector, ListGate, Purpose, Request, Verdict};
+use loco_preflight::{
+    Cache, CapacityGate, ComponentSelector, ListGate, Purpose, Request, Rollout, Verdict,
+};
 
 use loco_render::{Object, Rendered};
 
@@ -101,35 +103,6 @@ pub fn request_for(
     Some(req)
 }
 
-/// What one revision's pods ask of the cluster: per-pod requests and how many.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pods {
-    pub cpu_millis: u64,
-    pub memory_bytes: u64,
-    pub replicas: u32,
-}
-
-/// How many new pods a change adds to the cluster at its peak, given what runs before
-/// it (`old`; `None` when nothing runs) and whether the pod template changes. The render
-/// rolls out with maxSurge 1 and maxUnavailable 0: a template change adds one surge pod
-/// beyond the new count, and each old pod it replaces frees at least the room of a new
-/// one when the new pods are no bigger. A scale-down, and a rollback to a smaller
-/// revision, adds nothing; a rolling update of the same size adds its surge.
-pub fn added_replicas(old: Option<Pods>, new: Pods, template_changes: bool) -> u32 {
-    let Some(old) = old.filter(|o| o.replicas > 0) else {
-        return new.replicas;
-    };
-    if !template_changes {
-        return new.replicas.saturating_sub(old.replicas);
-    }
-    let no_bigger = new.cpu_millis <= old.cpu_millis && new.memory_bytes <= old.memory_bytes;
-    if no_bigger {
-        (new.replicas + 1).saturating_sub(old.replicas)
-    } else {
-        new.replicas
-    }
-}
-
 fn deployment_of(rendered: &Rendered) -> Option<&Deployment> {
     rendered.objects.iter().find_map(|o| match &o.object {
         Object::Deployment(d) => Some(d),
@@ -137,9 +110,12 @@ fn deployment_of(rendered: &Rendered) -> Option<&Deployment> {
     })
 }
 
-/// The preflight request of a change from `previous` (what runs now, if anything) to
-/// `desired`: only the pods the change adds ([`added_replicas`]), each with the new
-/// pod's requests. `None` when it adds none: nothing to place.
+/// The preflight request of a change from `previous` (what ran before, if anything) to
+/// `desired`: the new pods with a [`Rollout`], so preflight asks only for what the
+/// change adds to the app's running pods (a scale-down or a rollback to a smaller
+/// revision adds nothing, a rolling update its surge). The rollout's surge comes from
+/// the Deployment as render writes it; whether pods are replaced from comparing the two
+/// pod templates. `None` when the app runs no pods after the change: nothing to place.
 pub fn request_for_change(
     desired: &Rendered,
     previous: Option<&Rendered>,
@@ -149,38 +125,19 @@ pub fn request_for_change(
     profile: Option<&str>,
 ) -> Option<Request> {
     let mut req = request_for(desired, purpose, max_replicas, factor, profile)?;
-    let Some(old) = previous.and_then(deployment_of) else {
+    let (Some(old), Some(new)) = (previous.and_then(deployment_of), deployment_of(desired)) else {
         return Some(req);
-    };
-    let new = deployment_of(desired)?;
-    let old_req = Request::for_deployment(old, purpose, None);
-    let old_pods = Pods {
-        cpu_millis: old_req.cpu_millis,
-        memory_bytes: old_req.memory_bytes,
-        // An autoscaled previous Deployment renders no count: 1 is the least it runs.
-        replicas: match old.spec.as_ref().and_then(|s| s.replicas) {
-            Some(n) => u32::try_from(n).unwrap_or(0),
-            None => 1,
-        },
     };
     let template = |d: &Deployment| {
         d.spec
             .as_ref()
             .map(|s| serde_json::to_value(&s.template).ok())
     };
-    let added = added_replicas(
-        Some(old_pods),
-        Pods {
-            cpu_millis: req.cpu_millis,
-            memory_bytes: req.memory_bytes,
-            replicas: req.replicas,
-        },
+    req.rollout = Some(Rollout::for_deployment(
+        new,
         template(old) != template(new),
-    );
-    if added == 0 {
-        return None;
-    }
-    req.replicas = added;
+        req.replicas,
+    ));
     Some(req)
 }
 
@@ -188,7 +145,24 @@ pub fn request_for_change(
 pub fn summary(v: &Verdict) -> String {
     let failures: Vec<&str> = v.failures.iter().map(|f| f.message.as_str()).collect();
     let mut s = if v.pass {
-        format!("preflight passed: {} x {} placed", v.placed, v.factor)
+        match &v.change {
+            Some(c) if c.adds == 0 => format!(
+                "preflight passed: the change adds no pods ({} running, {} after it)",
+                c.running, c.new_pods
+            ),
+            Some(c) => format!(
+                "preflight passed: the {} the change adds placed at {}x ({} running, {} after it)",
+                if c.adds == 1 {
+                    "1 pod".to_owned()
+                } else {
+                    format!("{} pods", c.adds)
+                },
+                v.factor,
+                c.running,
+                c.new_pods
+            ),
+            None => format!("preflight passed: {} x {} placed", v.placed, v.factor),
+        }
     } else {
         format!("preflight refused the deploy: {}", failures.join("; "))
     };
@@ -201,47 +175,103 @@ pub fn summary(v: &Verdict) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Pods, added_replicas};
+    use super::{request_for_change, summary};
+    use loco_preflight::{
+        ComponentsState, NodeInfo, PodUsage, Purpose, Request, Rollout, evaluate,
+    };
+    use loco_render::{RenderInput, Rendered};
 
-    fn pods(cpu: u64, mem: u64, n: u32) -> Pods {
-        Pods {
-            cpu_millis: cpu,
-            memory_bytes: mem,
-            replicas: n,
-        }
+    fn render(cpu: &str, replicas: u32, image: &str, asleep: bool) -> Rendered {
+        let src = format!(
+            "[Metadata]\nName = \"web\"\nRegion = \"fra1\"\n[Routing]\nPort = 8000\n[Health]\nPath = \"/h\"\n[RegionConfig.fra1]\nCPU = \"{cpu}\"\nReplicasMin = 1\nReplicasMax = 10\n"
+        );
+        let v = loco_spec::validate(&src, "loco.toml", &Default::default()).unwrap();
+        loco_render::render(&RenderInput {
+            org_id: 1,
+            workspace_id: 2,
+            app_id: 3,
+            deployment_id: 4,
+            template_deployment_id: 4,
+            revision_id: 5,
+            spec: v.spec,
+            image: format!("registry.example/{image}@sha256:{}", "a".repeat(64)),
+            replicas: Some(replicas),
+            asleep,
+            env: v.env_values,
+            checksum_key: Default::default(),
+            pull_secret: None,
+            workspace_apps: vec![],
+            settings: Default::default(),
+        })
+        .unwrap()
     }
 
     #[test]
-    fn a_change_asks_only_for_what_it_adds() {
-        // Nothing runs (first deploy, wake): every new pod.
-        assert_eq!(added_replicas(None, pods(100, 64, 5), true), 5);
-        assert_eq!(
-            added_replicas(Some(pods(100, 64, 0)), pods(100, 64, 5), false),
-            5
+    fn a_change_names_its_rollout_so_preflight_asks_only_for_what_it_adds() {
+        let ten = render("100m", 10, "web:1", false);
+        // A first deploy asks for every pod: nothing runs to free room.
+        let r = request_for_change(&ten, None, Purpose::Deploy, None, None, None).unwrap();
+        assert_eq!((r.replicas, r.cpu_millis), (10, 100));
+        assert!(r.rollout.is_none());
+        // A scale: the template is the same, so no pod is replaced.
+        let five = render("100m", 5, "web:1", false);
+        let r = request_for_change(&five, Some(&ten), Purpose::Deploy, None, None, None).unwrap();
+        let ro = r.rollout.unwrap();
+        assert_eq!(r.replicas, 5);
+        assert_eq!(ro.namespace, "wks-2-app-3");
+        assert!(!ro.replaces_pods);
+        // A new image: a rolling update with render's maxSurge 1, maxUnavailable 0.
+        let update = render("100m", 10, "web:2", false);
+        let ro = request_for_change(&update, Some(&ten), Purpose::Deploy, None, None, None)
+            .unwrap()
+            .rollout
+            .unwrap();
+        assert!(ro.replaces_pods);
+        assert_eq!((ro.max_surge, ro.max_unavailable), (1, 0));
+        // A wake from sleep (0 replicas rendered) scales up the same template.
+        let asleep = render("100m", 10, "web:1", true);
+        let ro = request_for_change(&ten, Some(&asleep), Purpose::Wake, None, None, None)
+            .unwrap()
+            .rollout
+            .unwrap();
+        assert!(!ro.replaces_pods);
+        // Asleep after the change: nothing to place, no check.
+        assert!(
+            request_for_change(&asleep, Some(&ten), Purpose::Deploy, None, None, None).is_none()
         );
-        // Scale-only: the difference, nothing for a scale-down.
+    }
+
+    #[test]
+    fn the_summary_says_what_the_change_added() {
+        let nodes = [NodeInfo::ready("a", 4000, 8 << 30, 110)];
+        let pods: Vec<PodUsage> = (0..3)
+            .map(|i| {
+                let mut p = PodUsage::on("a", &format!("p{i}"), 100, 64 << 20);
+                p.namespace = "wks-2-app-3".into();
+                p
+            })
+            .collect();
+        let with = |replicas: u32, replaces_pods: bool| {
+            let mut r = Request::new(Purpose::Deploy, 100, 64 << 20, replicas);
+            r.rollout = Some(Rollout {
+                namespace: "wks-2-app-3".into(),
+                replaces_pods,
+                max_surge: 1,
+                max_unavailable: 0,
+            });
+            summary(&evaluate(&nodes, &pods, &ComponentsState::NotChecked, &r).unwrap())
+        };
         assert_eq!(
-            added_replicas(Some(pods(100, 64, 10)), pods(100, 64, 5), false),
-            0
+            with(2, false),
+            "preflight passed: the change adds no pods (3 running, 2 after it)"
         );
         assert_eq!(
-            added_replicas(Some(pods(100, 64, 2)), pods(100, 64, 5), false),
-            3
+            with(3, true),
+            "preflight passed: the 1 pod the change adds placed at 2x (3 running, 3 after it)"
         );
-        // A rolling update of the same size: its surge of one.
         assert_eq!(
-            added_replicas(Some(pods(100, 64, 5)), pods(100, 64, 5), true),
-            1
-        );
-        // A rollback to a smaller revision: nothing.
-        assert_eq!(
-            added_replicas(Some(pods(200, 128, 5)), pods(100, 64, 3), true),
-            0
-        );
-        // Bigger pods: freed old pods may not hold a new one, so all of them.
-        assert_eq!(
-            added_replicas(Some(pods(100, 64, 5)), pods(200, 64, 5), true),
-            5
+            with(5, false),
+            "preflight passed: the 2 pods the change adds placed at 2x (3 running, 5 after it)"
         );
     }
 }

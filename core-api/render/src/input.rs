@@ -129,7 +129,7 @@ pub struct RenderSettings {
     /// Mount the root filesystem read-only (with a writable emptyDir at /tmp).
     pub read_only_root_filesystem: bool,
     /// Size limit of the /tmp emptyDir (a Kubernetes quantity): a full /tmp evicts the
-    /// pod instead of filling the node's disk.
+    /// pod instead of filling the node's disk. An app's `TmpSize` in loco.toml overrides it.
     pub tmp_size_limit: String,
     /// Egress from app pods: DNS, the same workspace, and (when allowed) the internet
     /// minus `denied_cidrs`.

@@ -30,6 +30,7 @@ mod input;
 mod network;
 mod object;
 mod routes;
+mod secret_hash;
 mod workload;
 
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use input::{
     PullCredential, RenderInput, RenderSettings, SiblingApp,
 };
 pub use object::{Object, ObjectRef, Phase, REDACTED, Rendered, RenderedObject, Secrets};
+pub use secret_hash::{ANNOTATION_DATA_HASH, secret_data_hash};
 
 /// Name of the Deployment, Service, ServiceAccount, HPA and routes in an app's namespace.
 pub const SERVICE_NAME: &str = "app";
@@ -135,13 +137,19 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     if let Some(cred) = &input.pull_secret {
         push(
             Phase::Secret,
-            Object::Secret(workload::pull_secret(&cx, cred)),
+            Object::Secret(secret_hash::stamp(
+                &input.checksum_key,
+                workload::pull_secret(&cx, cred),
+            )),
         );
     }
     let env_secret = workload::env_secret(&cx);
     let env_secret_name = env_secret.as_ref().and_then(|s| s.metadata.name.clone());
     if let Some(s) = env_secret {
-        push(Phase::Secret, Object::Secret(s));
+        push(
+            Phase::Secret,
+            Object::Secret(secret_hash::stamp(&input.checksum_key, s)),
+        );
     }
     push(Phase::Service, Object::Service(network::service(&cx)));
     push(

@@ -585,3 +585,33 @@ fn a_toleration_needs_a_known_effect_and_a_key() {
     let t: T = "k=:NoSchedule".parse().unwrap();
     assert_eq!(t.value.as_deref(), Some(""));
 }
+
+#[test]
+fn an_apps_tmp_size_overrides_the_platform_setting() {
+    let tmp_limit = |src: &str, settings: RenderSettings| -> Value {
+        let mut i = input(src);
+        i.settings = settings;
+        let objs = json_of(&render(&i).unwrap());
+        find(&objs, "Deployment").unwrap()["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]
+            ["sizeLimit"]
+            .clone()
+    };
+    let platform = RenderSettings {
+        tmp_size_limit: "128Mi".into(),
+        ..RenderSettings::default()
+    };
+    // Without TmpSize: the platform's setting.
+    assert_eq!(tmp_limit(WEB, platform.clone()), "128Mi");
+    // With it: the app's, as written.
+    let sized = WEB.replace(
+        "[Health]",
+        "[RegionConfig.us-east-1]\nTmpSize = \"768Mi\"\n[Health]",
+    );
+    assert_eq!(tmp_limit(&sized, platform.clone()), "768Mi");
+    // Without a read-only root filesystem there is no /tmp volume to size.
+    let writable = RenderSettings {
+        read_only_root_filesystem: false,
+        ..platform
+    };
+    assert_eq!(tmp_limit(&sized, writable), Value::Null);
+}

@@ -279,6 +279,15 @@ fn container(cx: &Cx, env_secret: Option<&str>) -> Result<Container, RenderError
     })
 }
 
+/// The app's /tmp limit: its loco.toml's `TmpSize` (validated against the platform's
+/// maximum), else the platform's setting.
+fn tmp_size_limit<'a>(cx: &'a Cx<'_>) -> &'a str {
+    match &cx.input.spec.resources.tmp_size {
+        Some(t) => &t.quantity,
+        None => &cx.settings().tmp_size_limit,
+    }
+}
+
 /// The replica count the Deployment states, or `None` when the HPA owns it.
 fn replicas(cx: &Cx) -> Result<Option<i32>, RenderError> {
     let i = cx.input;
@@ -330,7 +339,7 @@ pub(super) fn deployment(cx: &Cx, env_secret: Option<&str>) -> Result<Deployment
                 name: "tmp".to_owned(),
                 empty_dir: Some(EmptyDirVolumeSource {
                     medium: None,
-                    size_limit: Some(Quantity(cx.settings().tmp_size_limit.clone())),
+                    size_limit: Some(Quantity(tmp_size_limit(cx).to_owned())),
                 }),
                 ..Volume::default()
             }]

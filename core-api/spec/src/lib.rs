@@ -46,11 +46,15 @@ pub struct Options {
     pub base_domain: String,
     /// Region used when the file has no RegionConfig and no Metadata.Region.
     pub default_region: String,
+    /// Largest `TmpSize` a file may ask for, in bytes.
+    pub max_tmp_size_bytes: u64,
 }
 
 pub const DEFAULT_MAX_REPLICAS: u32 = 10;
 pub const DEFAULT_BASE_DOMAIN: &str = "deploy-app.com";
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// The default cap of `TmpSize` (1Gi): /tmp is node disk shared by every pod there.
+pub const DEFAULT_MAX_TMP_SIZE_BYTES: u64 = 1 << 30;
 
 impl Default for Options {
     fn default() -> Self {
@@ -59,6 +63,7 @@ impl Default for Options {
             max_replicas: DEFAULT_MAX_REPLICAS,
             base_domain: DEFAULT_BASE_DOMAIN.to_owned(),
             default_region: DEFAULT_REGION.to_owned(),
+            max_tmp_size_bytes: DEFAULT_MAX_TMP_SIZE_BYTES,
         }
     }
 }

@@ -235,6 +235,10 @@ pub struct Region {
     /// Memory request, a Kubernetes quantity such as "256Mi" or "1Gi". Default: "256Mi".
     #[serde(rename = "Memory")]
     pub memory: Option<Sp<String>>,
+    /// Size limit of the app's writable /tmp, a Kubernetes quantity such as "512Mi", at
+    /// most the platform's maximum (default "1Gi"). Default: the platform's setting ("256Mi").
+    #[serde(rename = "TmpSize")]
+    pub tmp_size: Option<Sp<String>>,
     /// Minimum replicas (flat form). Default: 1.
     #[serde(rename = "ReplicasMin")]
     pub replicas_min: Option<Sp<i64>>,
@@ -295,6 +299,9 @@ pub struct Profile {
     /// Memory request for this profile, overriding the region's.
     #[serde(rename = "Memory")]
     pub memory: Option<Sp<String>>,
+    /// Size limit of /tmp for this profile, overriding the region's.
+    #[serde(rename = "TmpSize")]
+    pub tmp_size: Option<Sp<String>>,
     /// Domain the app's subdomain is placed under, e.g. "dev.deploy-app.com".
     #[serde(rename = "BaseDomain")]
     pub base_domain: Option<Sp<String>>,

@@ -33,6 +33,7 @@ pub(crate) const DOMAIN_KEYS: &[&str] = &["Hostname", "Type"];
 pub(crate) const REGION_KEYS: &[&str] = &[
     "CPU",
     "Memory",
+    "TmpSize",
     "ReplicasMin",
     "ReplicasMax",
     "Replicas",
@@ -43,7 +44,8 @@ pub(crate) const REGION_KEYS: &[&str] = &[
 ];
 pub(crate) const REPLICAS_KEYS: &[&str] = &["Min", "Max"];
 pub(crate) const SCALERS_KEYS: &[&str] = &["Enabled", "CPUTarget", "MemoryTarget"];
-pub(crate) const PROFILE_KEYS: &[&str] = &["CPU", "Memory", "BaseDomain", "Replicas", "Env"];
+pub(crate) const PROFILE_KEYS: &[&str] =
+    &["CPU", "Memory", "TmpSize", "BaseDomain", "Replicas", "Env"];
 pub(crate) const HEALTH_KEYS: &[&str] = &[
     "Type",
     "Path",
@@ -495,6 +497,7 @@ impl Reader {
         Region {
             cpu: self.string(&t, "CPU", "\"100m\""),
             memory: self.string(&t, "Memory", "\"256Mi\""),
+            tmp_size: self.string(&t, "TmpSize", "\"512Mi\""),
             replicas_min: self.int(&t, "ReplicasMin", "1"),
             replicas_max: self.int(&t, "ReplicasMax", "3"),
             replicas: self.table(&t, "Replicas").map(|t| self.replicas(t)),
@@ -519,6 +522,7 @@ impl Reader {
         Profile {
             cpu: self.string(&t, "CPU", "\"500m\""),
             memory: self.string(&t, "Memory", "\"1Gi\""),
+            tmp_size: self.string(&t, "TmpSize", "\"512Mi\""),
             base_domain: self.string(&t, "BaseDomain", "\"dev.deploy-app.com\""),
             replicas: self.table(&t, "Replicas").map(|t| self.replicas(t)),
             env: self.table(&t, "Env").map(|t| self.env(t)),

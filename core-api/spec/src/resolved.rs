@@ -116,6 +116,18 @@ pub struct Resources {
     pub memory: String,
     pub cpu_millis: u64,
     pub memory_bytes: u64,
+    /// The size limit of the app's /tmp when loco.toml sets `TmpSize` (as written, and in
+    /// bytes); absent means the platform's setting. Older stored specs have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_size: Option<TmpSize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TmpSize {
+    /// As written, e.g. "512Mi"; Kubernetes quantity syntax.
+    pub quantity: String,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

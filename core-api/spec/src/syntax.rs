@@ -172,31 +172,68 @@ fn cpu_not_positive(s: &str) -> QuantityProblem {
     }
 }
 
+/// How to write a byte size the way Kubernetes reads it, for a string that is not one.
+fn byte_unit_hint(s: &str) -> String {
+    let (n, suffix) = split_number(s.trim());
+    let n = if n.is_empty() { "256" } else { n };
+    let unit = suffix.trim().to_ascii_lowercase();
+    let letter = unit.chars().next().map(|c| c.to_ascii_uppercase());
+    match (unit.as_str(), letter) {
+        ("kb" | "mb" | "gb" | "tb" | "pb" | "k" | "g" | "t" | "p", Some(l)) => {
+            let bin = if l == 'K' { 'K' } else { l };
+            let dec = if l == 'K' { 'k' } else { l };
+            format!(
+                "Kubernetes writes units without 'B': \"{n}{bin}i\" ({bin}iB, powers of 1024) or \"{n}{dec}\" (powers of 1000)"
+            )
+        }
+        ("kib" | "mib" | "gib" | "tib" | "pib" | "ki" | "mi" | "gi" | "ti" | "pi", Some(l)) => {
+            format!("write \"{n}{l}i\": the unit is case-sensitive and has no 'B'")
+        }
+        _ => "write a Kubernetes quantity such as \"256Mi\" or \"1Gi\"".to_owned(),
+    }
+}
+
+/// The size limit of /tmp in bytes: at least 1Mi and at most `max` (the platform's cap).
+pub fn tmp_size_bytes(s: &str, max: u64) -> Result<u64, QuantityProblem> {
+    const MIN: u64 = 1024 * 1024;
+    let Some(q) = parse_quantity(s) else {
+        return Err(QuantityProblem {
+            message: format!("{s:?} is not a Kubernetes size quantity"),
+            hint: byte_unit_hint(s),
+        });
+    };
+    let v = if q.is_negative() { Some(0) } else { q.units() };
+    match v {
+        Some(bytes) if bytes < MIN => Err(QuantityProblem {
+            message: format!("a /tmp of {s:?} is too small to write a file to"),
+            hint: if s.ends_with('m') {
+                let (n, _) = split_number(s);
+                format!("'m' means thousandths of a byte; for mebibytes write \"{n}Mi\"")
+            } else {
+                "use at least \"1Mi\"; leave TmpSize out for the platform's default".to_owned()
+            },
+        }),
+        Some(bytes) if bytes <= max => Ok(bytes),
+        _ => {
+            let cap = loco_quantity::Mem(max);
+            Err(QuantityProblem {
+                message: format!("a /tmp of {s:?} is above this platform's maximum of {cap}"),
+                hint: format!(
+                    "use at most \"{cap}\" (large files belong in object storage), or ask the operator to raise --max-tmp-size"
+                ),
+            })
+        }
+    }
+}
+
 /// Memory in bytes, at least 6Mi (below that a container runtime cannot start the process).
 pub fn memory_bytes(s: &str) -> Result<u64, QuantityProblem> {
     const MIN: u64 = 6 * 1024 * 1024;
     const MAX: u64 = 1_000_000_000_000_000;
     let Some(q) = parse_quantity(s) else {
-        let (n, suffix) = split_number(s.trim());
-        let n = if n.is_empty() { "256" } else { n };
-        let unit = suffix.trim().to_ascii_lowercase();
-        let letter = unit.chars().next().map(|c| c.to_ascii_uppercase());
-        let hint = match (unit.as_str(), letter) {
-            ("kb" | "mb" | "gb" | "tb" | "pb" | "k" | "g" | "t" | "p", Some(l)) => {
-                let bin = if l == 'K' { 'K' } else { l };
-                let dec = if l == 'K' { 'k' } else { l };
-                format!(
-                    "Kubernetes writes units without 'B': \"{n}{bin}i\" ({bin}iB, powers of 1024) or \"{n}{dec}\" (powers of 1000)"
-                )
-            }
-            ("kib" | "mib" | "gib" | "tib" | "pib" | "ki" | "mi" | "gi" | "ti" | "pi", Some(l)) => {
-                format!("write \"{n}{l}i\": the unit is case-sensitive and has no 'B'")
-            }
-            _ => "write a Kubernetes quantity such as \"256Mi\" or \"1Gi\"".to_owned(),
-        };
         return Err(QuantityProblem {
             message: format!("{s:?} is not a Kubernetes memory quantity"),
-            hint,
+            hint: byte_unit_hint(s),
         });
     };
     let v = if q.is_negative() { Some(0) } else { q.units() };

@@ -591,3 +591,94 @@ fn stored_specs_refuse_unknown_fields() {
     json["surprise"] = serde_json::json!(1);
     assert!(serde_json::from_value::<ResolvedSpec>(json).is_err());
 }
+
+#[test]
+fn tmp_size_comes_from_the_profile_or_the_region_and_is_absent_by_default() {
+    assert_eq!(ok(MINIMAL).spec.resources.tmp_size, None);
+    let src = fixture!("profiles.toml");
+    assert_eq!(ok(src).spec.resources.tmp_size, None);
+    assert_eq!(
+        ok_with(src, &profile("prod")).spec.resources.tmp_size,
+        Some(TmpSize {
+            quantity: "512Mi".into(),
+            bytes: 512 << 20
+        })
+    );
+    let region = MINIMAL.replace(
+        "[Health]",
+        "[RegionConfig.fra1]\nTmpSize = \"100M\"\n[Health]",
+    );
+    let r = ok(&region).spec.resources.tmp_size.unwrap();
+    assert_eq!((r.quantity.as_str(), r.bytes), ("100M", 100_000_000));
+    // A profile's TmpSize wins over the region's.
+    let both = format!("{region}[Profile.big]\nTmpSize = \"1Gi\"\n");
+    assert_eq!(
+        ok_with(&both, &profile("big"))
+            .spec
+            .resources
+            .tmp_size
+            .unwrap()
+            .bytes,
+        1 << 30
+    );
+}
+
+#[test]
+fn tmp_size_must_be_a_size_within_the_platforms_maximum() {
+    let with = |v: &str| {
+        MINIMAL.replace(
+            "[Health]",
+            &format!("[RegionConfig.fra1]\nTmpSize = {v:?}\n[Health]"),
+        )
+    };
+    let e = find(&errs(&with("512MB")), "RegionConfig.fra1.TmpSize");
+    assert_eq!(e.code, ErrorCode::InvalidQuantity);
+    assert!(e.hint.contains("\"512Mi\""), "{}", e.hint);
+    let e = find(&errs(&with("512m")), "RegionConfig.fra1.TmpSize");
+    assert!(e.hint.contains("\"512Mi\""), "{}", e.hint);
+    let e = find(&errs(&with("0")), "RegionConfig.fra1.TmpSize");
+    assert!(e.message.contains("too small"), "{}", e.message);
+    let e = find(&errs(&with("-1Gi")), "RegionConfig.fra1.TmpSize");
+    assert_eq!(e.code, ErrorCode::InvalidQuantity);
+    // Above the platform's maximum (1Gi by default): the cap and who can raise it.
+    let e = find(&errs(&with("2Gi")), "RegionConfig.fra1.TmpSize");
+    assert!(e.message.contains("maximum of 1Gi"), "{}", e.message);
+    assert!(e.hint.contains("--max-tmp-size"), "{}", e.hint);
+    assert_eq!((e.line, e.column), (6, 11));
+    let roomy = Options {
+        max_tmp_size_bytes: 4 << 30,
+        ..Options::default()
+    };
+    assert_eq!(
+        ok_with(&with("2Gi"), &roomy)
+            .spec
+            .resources
+            .tmp_size
+            .unwrap()
+            .bytes,
+        2 << 30
+    );
+    // Checked in every profile, chosen or not, at its own path.
+    let p = format!("{MINIMAL}[Profile.huge]\nTmpSize = \"10Gi\"\n");
+    let e = find(&errs(&p), "Profile.huge.TmpSize");
+    assert_eq!(e.code, ErrorCode::InvalidQuantity);
+    // A misspelt key gets the usual suggestion.
+    let typo = MINIMAL.replace(
+        "[Health]",
+        "[RegionConfig.fra1]\nTmpSise = \"1Gi\"\n[Health]",
+    );
+    let e = find(&errs(&typo), "RegionConfig.fra1.TmpSise");
+    assert!(e.hint.contains("TmpSize"), "{}", e.hint);
+}
+
+#[test]
+fn specs_stored_before_tmp_size_still_read_and_compare_equal() {
+    let spec = ok(MINIMAL).spec;
+    let json = serde_json::to_value(&spec).unwrap();
+    assert!(
+        json["resources"].get("tmp_size").is_none(),
+        "an absent TmpSize must not change the stored JSON: {json}"
+    );
+    let back: ResolvedSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, spec);
+}

@@ -21,6 +21,15 @@ pub struct DeployArgs {
     /// How long a rollout may take before the deployment fails and is reverted, in seconds.
     #[arg(long, env = "LOCO_ROLLOUT_DEADLINE_SECONDS", default_value_t = 300)]
     pub rollout_deadline_seconds: u64,
+    /// How many times a deployment may be claimed (a worker that stopped, crashed or lost
+    /// its lease used one) before it fails with attempts_exhausted; 1-100.
+    #[arg(
+        long,
+        env = "LOCO_DEPLOY_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(i32).range(1..=100)
+    )]
+    pub deploy_max_attempts: i32,
     /// The platform's own registry: the registry of image references that name none, and
     /// the only host loco's registry login is ever sent to.
     #[arg(
@@ -103,6 +112,7 @@ impl DeployArgs {
             spec: self.render.platform.options(None),
             max_concurrent_app_deployments: i64::from(self.max_concurrent_app_deployments.max(1)),
             workers: self.deploy_workers,
+            max_attempts: self.deploy_max_attempts,
             preflight_components: self.preflight_check_components.then(|| {
                 loco_preflight::ComponentSelector {
                     namespace: self.render.gateway_namespace.clone(),
@@ -119,4 +129,36 @@ fn hosts(list: &[String]) -> BTreeSet<String> {
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        deploy: DeployArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DeployConfig, clap::Error> {
+        let mut argv = vec!["loco-api"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|c| c.deploy.config())
+    }
+
+    #[test]
+    fn max_attempts_defaults_to_three_and_is_bounded() {
+        assert_eq!(parse(&[]).unwrap().max_attempts, 3);
+        assert_eq!(
+            parse(&["--deploy-max-attempts", "5"]).unwrap().max_attempts,
+            5
+        );
+        for bad in ["0", "-1", "101", "many"] {
+            let e = parse(&[&format!("--deploy-max-attempts={bad}")]).unwrap_err();
+            assert!(e.to_string().contains("--deploy-max-attempts"), "{e}");
+        }
+    }
 }

@@ -541,3 +541,210 @@ fn evaluation_cost() {
         t[100], t[197]
     );
 }
+
+// --- Changes to a running app: only what the change adds is asked for.
+
+const APP_NS: &str = "wks-1-app-2";
+
+/// Two nodes filled to the brim: each holds 5 of the app's pods (100m / 64Mi) and a
+/// filler pod of another app that takes the rest.
+fn full_cluster() -> (Vec<NodeInfo>, Vec<PodUsage>) {
+    let nodes = vec![
+        NodeInfo::ready("a", 1000, GI, 110),
+        NodeInfo::ready("b", 1000, GI, 110),
+    ];
+    let mut pods = Vec::new();
+    for (n, node) in ["a", "b"].into_iter().enumerate() {
+        for i in 0..5 {
+            let mut p = PodUsage::on(node, &format!("app-{n}{i}"), 100, 64 * MI);
+            p.namespace = APP_NS.into();
+            pods.push(p);
+        }
+        pods.push(PodUsage::on(
+            node,
+            &format!("filler-{node}"),
+            500,
+            GI - 320 * MI,
+        ));
+    }
+    (nodes, pods)
+}
+
+fn change(cpu: u64, mem: u64, replicas: u32, replaces_pods: bool) -> Request {
+    let mut r = req(cpu, mem, replicas);
+    r.rollout = Some(Rollout {
+        namespace: APP_NS.into(),
+        replaces_pods,
+        max_surge: 1,
+        max_unavailable: 0,
+    });
+    r
+}
+
+/// Frees `cpu`/`mem` on node `node` by shrinking its filler pod.
+fn free_on(pods: &mut [PodUsage], node: &str, cpu: u64, mem: u64) {
+    let f = pods
+        .iter_mut()
+        .find(|p| p.name == format!("filler-{node}"))
+        .unwrap();
+    f.requests.cpu_millis -= cpu;
+    f.requests.memory_bytes -= mem;
+}
+
+#[test]
+fn a_scale_down_and_a_rollback_to_smaller_pods_pass_on_a_full_cluster() {
+    let (nodes, pods) = full_cluster();
+    // Without a rollout, 5 replicas are asked for in full: nothing is free.
+    assert!(!run(&nodes, &pods, &req(100, 64 * MI, 5)).pass);
+    // Scale 10 -> 5: the count only; the change adds nothing.
+    let v = run(&nodes, &pods, &change(100, 64 * MI, 5, false));
+    assert!(v.pass, "{v:#?}");
+    let c = v.change.as_ref().unwrap();
+    assert_eq!((c.running, c.new_pods, c.adds), (10, 5, 0));
+    assert_eq!((v.replicas, v.placed), (0, 0));
+    // A rollback to a smaller revision (3 pods of 50m): the rollout never needs more
+    // pods than run now.
+    let v = run(&nodes, &pods, &change(50, 32 * MI, 3, true));
+    assert!(v.pass, "{v:#?}");
+    assert_eq!(v.change.unwrap().adds, 0);
+    // Nothing added passes whatever the nodes and loco's components look like.
+    let cordoned: Vec<NodeInfo> = nodes
+        .iter()
+        .cloned()
+        .map(|mut n| {
+            n.unschedulable = true;
+            n
+        })
+        .collect();
+    let unready = ComponentsState::Observed {
+        selector: ComponentSelector::default(),
+        deployments: vec![],
+    };
+    let v = evaluate(&cordoned, &pods, &unready, &change(100, 64 * MI, 5, false)).unwrap();
+    assert!(v.pass, "{v:#?}");
+    assert!(v.next_steps[0].starts_with("warning"), "{:?}", v.next_steps);
+    let v = evaluate(
+        &[] as &[NodeInfo],
+        &pods,
+        &unready,
+        &change(100, 64 * MI, 5, false),
+    )
+    .unwrap();
+    assert!(v.pass, "{v:#?}");
+}
+
+#[test]
+fn a_rolling_update_on_a_full_cluster_is_judged_by_its_surge() {
+    let (nodes, mut pods) = full_cluster();
+    let update = change(100, 64 * MI, 10, true);
+    // Full: not even the one surge pod fits.
+    let v = run(&nodes, &pods, &update);
+    assert!(!v.pass);
+    assert_eq!((v.replicas, v.placed), (1, 0));
+    assert_eq!(
+        v.failures[0].message,
+        "0 of the 1 pod the change adds (a rolling update of 10 running pods to 10, 1 beyond the count at a time) fit with 2x headroom (each placed as 200m CPU, 128Mi memory) on 2 eligible nodes"
+    );
+    // One pod's room free: enough at factor 1, not at the deploy's 2x.
+    free_on(&mut pods, "a", 100, 64 * MI);
+    let mut at_one = update.clone();
+    at_one.factor = Some(1.0);
+    assert!(run(&nodes, &pods, &at_one).pass);
+    assert!(!run(&nodes, &pods, &update).pass);
+    // Room for the surge times the factor: it passes, while asking for all ten new pods
+    // (the check before a rollout was known) would be refused.
+    free_on(&mut pods, "a", 100, 64 * MI);
+    let v = run(&nodes, &pods, &update);
+    assert!(v.pass, "{v:#?}");
+    assert_eq!((v.placed, node(&v, "a").placed), (1, 1));
+    assert!(!run(&nodes, &pods, &req(100, 64 * MI, 10)).pass);
+}
+
+#[test]
+fn a_scale_up_asks_for_the_difference_and_names_the_shortfall() {
+    let (nodes, mut pods) = full_cluster();
+    free_on(&mut pods, "a", 200, 128 * MI);
+    free_on(&mut pods, "b", 200, 128 * MI);
+    // 10 -> 14: four more pods at 2x; room for two.
+    let v = run(&nodes, &pods, &change(100, 64 * MI, 14, false));
+    assert!(!v.pass);
+    assert_eq!(v.change.as_ref().unwrap().adds, 4);
+    assert_eq!(v.placed, 2);
+    assert!(
+        v.failures[0]
+            .message
+            .starts_with("2 of the 4 pods the change adds (10 running pods, 14 wanted) fit"),
+        "{}",
+        v.failures[0].message
+    );
+    assert!(
+        v.next_steps[0].starts_with("2 replicas fit; add room for 2 more"),
+        "{:?}",
+        v.next_steps
+    );
+    // 10 -> 12 fits exactly.
+    assert!(run(&nodes, &pods, &change(100, 64 * MI, 12, false)).pass);
+    // A scale-up with a new template adds its surge too: 12 + 1 - 10 = 3.
+    let v = run(&nodes, &pods, &change(100, 64 * MI, 12, true));
+    assert_eq!((v.replicas, v.pass), (3, false));
+}
+
+#[test]
+fn larger_new_pods_need_the_difference_times_the_factor() {
+    let (nodes, mut pods) = full_cluster();
+    // 150m instead of 100m: the surge pod (300m at 2x) fits on a, but ten pods need
+    // 10 x 50m x 2 = 1000m more than the old ones free.
+    free_on(&mut pods, "a", 400, 256 * MI);
+    let v = run(&nodes, &pods, &change(150, 64 * MI, 10, true));
+    assert!(!v.pass, "{v:#?}");
+    let c = v.change.as_ref().unwrap();
+    assert!(c.larger_pods);
+    assert_eq!(v.placed, 1, "the surge itself fits");
+    assert_eq!(c.replaced_fit, 7);
+    assert!(
+        v.failures[0].message.starts_with(
+            "the new pods (150m CPU, 64Mi memory each) are larger than the app's 10 running pods: 7 of 10 fit"
+        ),
+        "{}",
+        v.failures[0].message
+    );
+    // Room for the difference on both nodes: it passes.
+    free_on(&mut pods, "a", 100, 0);
+    free_on(&mut pods, "b", 500, 0);
+    let v = run(&nodes, &pods, &change(150, 64 * MI, 10, true));
+    assert!(v.pass, "{v:#?}");
+    assert_eq!(v.change.unwrap().replaced_fit, 10);
+}
+
+#[test]
+fn the_apps_pending_pods_free_nothing_and_other_namespaces_are_not_the_app() {
+    let nodes = vec![NodeInfo::ready("a", 1000, GI, 110)];
+    let mut pods = Vec::new();
+    for i in 0..3 {
+        let mut p = PodUsage::on("a", &format!("app-{i}"), 100, 64 * MI);
+        p.namespace = APP_NS.into();
+        pods.push(p);
+    }
+    let mut pending = PodUsage::on("a", "app-pending", 100, 64 * MI);
+    pending.namespace = APP_NS.into();
+    pending.node_name = None;
+    pods.push(pending);
+    // Same names in another namespace belong to another app.
+    let mut other = PodUsage::on("a", "app-0", 100, 64 * MI);
+    other.namespace = "wks-1-app-3".into();
+    pods.push(other);
+    let v = run(&nodes, &pods, &change(100, 64 * MI, 5, false));
+    let c = v.change.unwrap();
+    assert_eq!((c.running, c.pending, c.adds), (3, 1, 2));
+}
+
+#[test]
+fn a_recreate_rollout_adds_no_surge() {
+    let (nodes, pods) = full_cluster();
+    let mut r = change(100, 64 * MI, 10, true);
+    r.rollout.as_mut().unwrap().max_surge = 0;
+    r.rollout.as_mut().unwrap().max_unavailable = 10;
+    let v = run(&nodes, &pods, &r);
+    assert!(v.pass, "{v:#?}");
+    assert_eq!(v.change.unwrap().adds, 0);
+}

@@ -238,6 +238,23 @@ impl Ctx<'_> {
         }
     }
 
+    /// A `TmpSize`: a size quantity within the platform's maximum.
+    fn tmp_size(&mut self, v: &From<String>) -> Option<u64> {
+        match syntax::tmp_size_bytes(&v.value, self.opts.max_tmp_size_bytes) {
+            Ok(n) => Some(n),
+            Err(p) => {
+                self.issues.push(
+                    v.span.clone(),
+                    v.path.clone(),
+                    E::InvalidQuantity,
+                    p.message,
+                    p.hint,
+                );
+                None
+            }
+        }
+    }
+
     fn enum_value(&mut self, v: &Sp<String>, path: &str, allowed: &[&str]) -> bool {
         if allowed.contains(&v.value.as_str()) {
             return true;
@@ -504,6 +521,9 @@ fn resolve_in(cx: &mut Ctx<'_>, doc: &raw::LocoToml) -> Option<Validated> {
             if let Some(m) = &out.memory {
                 cx.quantity(m, syntax::memory_bytes);
             }
+            if let Some(t) = &out.tmp_size {
+                cx.tmp_size(t);
+            }
             check_replicas(cx, &out.replicas, &k.span, &path);
             check_scale(cx, &out.scale, &k.span, &path);
             region_outs.insert(k.value.clone(), out);
@@ -530,9 +550,20 @@ fn resolve_in(cx: &mut Ctx<'_>, doc: &raw::LocoToml) -> Option<Validated> {
             span: top.clone(),
             path: "Memory".into(),
         });
+    // No default here: without TmpSize the platform's setting applies (render).
+    let tmp_size = prof
+        .and_then(|p| from(&p.tmp_size, join(&profile_path, "TmpSize")))
+        .or_else(|| region_out.and_then(|r| r.tmp_size.clone()));
     // Errors were reported where the values were read; here only the numbers are needed.
     let cpu_millis = syntax::cpu_millis(&cpu.value).ok();
     let memory_bytes = syntax::memory_bytes(&memory.value).ok();
+    let tmp_size = tmp_size.and_then(|t| {
+        let bytes = syntax::tmp_size_bytes(&t.value, cx.opts.max_tmp_size_bytes).ok()?;
+        Some(TmpSize {
+            quantity: t.value,
+            bytes,
+        })
+    });
 
     let mut replicas_in = region_out.map(|r| r.replicas.clone()).unwrap_or_default();
     let mut replicas_anchor = (top.clone(), "RegionConfig".to_owned());
@@ -706,6 +737,7 @@ fn resolve_in(cx: &mut Ctx<'_>, doc: &raw::LocoToml) -> Option<Validated> {
                 memory: memory.value,
                 cpu_millis: cpu_millis?,
                 memory_bytes: memory_bytes?,
+                tmp_size,
             },
             replicas: replicas?,
             autoscaling,
@@ -726,6 +758,9 @@ fn check_profile(cx: &mut Ctx<'_>, k: &Sp<String>, p: &raw::Profile) {
     }
     if let Some(m) = from(&p.memory, join(&path, "Memory")) {
         cx.quantity(&m, syntax::memory_bytes);
+    }
+    if let Some(t) = from(&p.tmp_size, join(&path, "TmpSize")) {
+        cx.tmp_size(&t);
     }
     if let Some(d) = &p.base_domain {
         cx.hostname(d, &join(&path, "BaseDomain"), "dev.deploy-app.com");

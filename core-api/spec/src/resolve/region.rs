@@ -5,6 +5,7 @@ use super::*;
 pub(super) struct RegionOut {
     pub(super) cpu: Option<From<String>>,
     pub(super) memory: Option<From<String>>,
+    pub(super) tmp_size: Option<From<String>>,
     pub(super) replicas: ReplicaInput,
     pub(super) scale: ScaleInput,
 }
@@ -65,6 +66,7 @@ pub(super) fn read_region(cx: &mut Ctx<'_>, r: &raw::Region, path: &str) -> Regi
     RegionOut {
         cpu: from(&r.cpu, p("CPU")),
         memory: from(&r.memory, p("Memory")),
+        tmp_size: from(&r.tmp_size, p("TmpSize")),
         replicas,
         scale,
     }
