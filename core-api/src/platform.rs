@@ -388,6 +388,29 @@ mod tests {
         );
     }
 
+    /// The chart this binary ships: its schema takes the chart's own value sets and the
+    /// values the demo records, and refuses a wrong one naming the value's path.
+    #[test]
+    fn the_shipped_charts_schema_takes_its_value_sets_and_names_a_bad_path() {
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/loco");
+        for set in ["minimal", "all", "ha"] {
+            let text =
+                std::fs::read_to_string(chart.join(format!("ci/{set}-values.yaml"))).unwrap();
+            let v: Value = serde_yaml::from_str(&text).unwrap();
+            let v = if v.is_null() { json!({}) } else { v };
+            validate_values(&chart, &v).unwrap_or_else(|e| panic!("{set}: {e}"));
+        }
+        let demo = json!({"gateway": {"controllerName": "traefik.io/gateway-controller",
+                                      "hostname": "*.loco.test", "httpPort": 28080, "httpsPort": 28443}});
+        validate_values(&chart, &demo).unwrap();
+        assert!(loco_platform::GatewayValues::from_values(&demo).is_ok());
+        let e = validate_values(&chart, &json!({"gateway": {"httpPort": "eighty"}})).unwrap_err();
+        assert!(e.to_string().contains("gateway.httpPort"), "{e}");
+        let e = validate_values(&chart, &json!({"gatewy": {}})).unwrap_err();
+        assert!(e.to_string().contains("gatewy"), "{e}");
+        assert_eq!(loco_platform::chart_version(&chart).unwrap(), "0.1.0");
+    }
+
     #[test]
     fn values_are_checked_against_the_schema_with_their_path() {
         let dir = tempfile::tempdir().unwrap();
