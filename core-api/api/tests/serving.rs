@@ -81,7 +81,45 @@ struct World {
     _workers: tokio::task::JoinHandle<()>,
 }
 
+/// Namespaces of test workspaces (ids from `distinct_ids`, >= 1000; the demo's are
+/// small) older than two hours: what earlier runs left when a test failed before its
+/// cleanup. Real pods hold the real node's 2 CPUs, so leftovers would fill it run by run.
+async fn sweep_stale_test_namespaces() {
+    let admin = apply_support::admin_client()
+        .await
+        .expect("the test cluster (tests/minikube/stack up)");
+    let api = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin);
+    let list = api
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=loco"))
+        .await
+        .unwrap();
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 2 * 3600;
+    for ns in list.items {
+        let ws: i64 = ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("loco.deploy-app.com/workspace"))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        let old = ns
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| t.0.as_second() < cutoff);
+        if ws >= 1000 && old && ns.metadata.deletion_timestamp.is_none() {
+            let name = ns.metadata.name.clone().unwrap_or_default();
+            let _ = api.delete(&name, &Default::default()).await;
+        }
+    }
+}
+
 async fn world(pool: &PgPool, bed: &Bed, config: DeployConfig) -> World {
+    sweep_stale_test_namespaces().await;
     distinct_ids(pool).await;
     let t = tenant(pool, &kek(), "acme").await;
     let kubeconfig = apply_support::kubeconfig_yaml_for(&apply_support::loco_api_token().await);
@@ -103,6 +141,24 @@ async fn world(pool: &PgPool, bed: &Bed, config: DeployConfig) -> World {
 }
 
 impl World {
+    /// Deletes the namespaces of this test's workspace (the rows go with the test's
+    /// database; the cluster objects would stay and hold the real node).
+    async fn cleanup(&self) {
+        let admin = apply_support::admin_client().await.unwrap();
+        let api = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin);
+        let list = api
+            .list(
+                &ListParams::default()
+                    .labels(&format!("loco.deploy-app.com/workspace={}", self.workspace)),
+            )
+            .await
+            .unwrap();
+        for ns in list.items {
+            let name = ns.metadata.name.unwrap_or_default();
+            api.delete(&name, &Default::default()).await.unwrap();
+        }
+    }
+
     /// Creates an app on `host` + `prefix`; returns its id.
     async fn create_app(&self, name: &str, host: &str, prefix: &str) -> i64 {
         let r = call(
@@ -357,6 +413,7 @@ async fn deployed_app_serves_on_its_host_with_private_env_restarts_and_scales(po
     })
     .await;
     assert_eq!(seen.len(), 2);
+    w.cleanup().await;
 }
 
 /// SIGKILLs a container through the node's containerd, as a crash would.
@@ -423,6 +480,7 @@ async fn two_apps_on_one_host_each_get_their_own_prefix(pool: PgPool) {
         format!("front-{u}"),
         "a prefix matches whole segments"
     );
+    w.cleanup().await;
 }
 
 #[sqlx::test(migrator = "loco_db::MIGRATOR")]
@@ -510,6 +568,7 @@ async fn an_unhealthy_revision_fails_while_the_previous_keeps_answering(pool: Pg
         answers.len(),
         &wrong[..wrong.len().min(5)]
     );
+    w.cleanup().await;
 }
 
 #[sqlx::test(migrator = "loco_db::MIGRATOR")]
@@ -588,12 +647,13 @@ async fn a_wrong_pull_credential_fails_the_deploy_and_the_right_one_serves(pool:
         })
         .await;
     assert_eq!(field(&body, "app"), Some(name.as_str()));
+    w.cleanup().await;
 }
 
 #[sqlx::test(migrator = "loco_db::MIGRATOR")]
 async fn preflight_counts_only_the_nodes_the_placement_allows(pool: PgPool) {
     let Some(bed) = bed() else { return };
-    // 1.5 CPU with preflight's 2x headroom fits on every 4-CPU kwok node but not on the
+    // 1.2 CPU with preflight's 2x headroom fits on every 4-CPU kwok node but not on the
     // 2-CPU real node, the only node the placement allows: preflight refuses before
     // anything is applied.
     let w = world(&pool, &bed, real_node_config()).await;
@@ -601,7 +661,7 @@ async fn preflight_counts_only_the_nodes_the_placement_allows(pool: PgPool) {
     let name = format!("big-{u}");
     let app_id = w.create_app(&name, &format!("{name}.loco.test"), "/").await;
     let img = image(&bed.httpd, &name, &name, "v1").await;
-    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1500m\"");
+    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1200m\"");
     let d = w
         .finished(w.deploy(app_id, json!({"image": img, "spec": big})).await)
         .await;
@@ -615,6 +675,7 @@ async fn preflight_counts_only_the_nodes_the_placement_allows(pool: PgPool) {
             .await
             .is_empty()
     );
+    w.cleanup().await;
 }
 
 /// The control of the test above: without the placement the same app fits (on kwok).
@@ -627,7 +688,7 @@ async fn without_the_placement_the_same_app_fits_on_the_kwok_nodes(pool: PgPool)
     let name = format!("big-{}", unique());
     let app_id = w.create_app(&name, &format!("{name}.loco.test"), "/").await;
     let img = image(&bed.httpd, &name, &name, "v1").await;
-    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1500m\"");
+    let big = spec(&name, "").replace("CPU = \"20m\"", "CPU = \"1200m\"");
     let d = w
         .finished(w.deploy(app_id, json!({"image": img, "spec": big})).await)
         .await;
@@ -635,4 +696,5 @@ async fn without_the_placement_the_same_app_fits_on_the_kwok_nodes(pool: PgPool)
     let pods = app_pods(&format!("wks-{}-app-{app_id}", w.workspace)).await;
     let node = pods[0].spec.as_ref().unwrap().node_name.clone().unwrap();
     assert!(node.starts_with("kwok-"), "{node}");
+    w.cleanup().await;
 }
