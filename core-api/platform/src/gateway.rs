@@ -134,17 +134,18 @@ impl GatewayValues {
     }
 }
 
+/// The API resource of one of the three objects this module writes (plurals named, not
+/// guessed from the kind).
 fn resource(obj: &Value) -> ApiResource {
-    let (group, version) = match obj["apiVersion"].as_str().unwrap_or("v1").split_once('/') {
-        Some((g, v)) => (g.to_owned(), v.to_owned()),
-        None => (
-            String::new(),
-            obj["apiVersion"].as_str().unwrap_or("v1").to_owned(),
-        ),
-    };
+    let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let plural = format!("{}s", kind.to_ascii_lowercase()).replace("classs", "classes");
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, &version, kind), &plural)
+    let plural = match kind {
+        "Namespace" => "namespaces",
+        "GatewayClass" => "gatewayclasses",
+        _ => "gateways",
+    };
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 /// What applying the gateway objects did, per object (`Kind/name`).

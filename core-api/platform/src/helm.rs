@@ -61,7 +61,7 @@ pub async fn upgrade_install(
     values: &serde_json::Value,
     dry_run: bool,
 ) -> Result<HelmOutcome, PlatformError> {
-    let found = chart_version_of(cfg)?;
+    let found = self::chart_version(&cfg.chart_dir)?;
     if found != chart_version {
         return Err(PlatformError::ChartVersion {
             dir: cfg.chart_dir.clone(),
@@ -128,10 +128,6 @@ pub async fn upgrade_install(
         chart_version: chart_version.to_owned(),
         summary,
     })
-}
-
-fn chart_version_of(cfg: &HelmConfig) -> Result<String, PlatformError> {
-    chart_version(&cfg.chart_dir)
 }
 
 fn private_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PlatformError> {
