@@ -29,6 +29,28 @@ pub enum ClustersCommand {
     /// Stores (or replaces) the read-only registry login a cluster's apps pull images
     /// with (every app namespace's imagePullSecret). Needs the KEK.
     SetPullCredential(PullArgs),
+    /// Stores (or replaces) the cluster's installer credential: the identity
+    /// `loco-api platform apply` and loco-resurrect install the platform layer with and
+    /// rebuild an emptied cluster with. It must not depend on the cluster's own state (a
+    /// client certificate or a cloud IAM identity, not a ServiceAccount token, which dies
+    /// with etcd). Checked, then stored sealed. Needs the KEK.
+    SetInstallerCredential(InstallerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The cluster, by name.
+    #[arg(long, env = "LOCO_CLUSTER_NAME")]
+    pub cluster: String,
+    /// A kubeconfig with an identity that may install CRDs, ClusterRoles and namespaces,
+    /// certificates inline, no exec plugin (`kubectl config view --raw --flatten --minify`).
+    #[arg(long, env = "LOCO_INSTALLER_KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// Stores the kubeconfig without first checking that it reaches the cluster.
+    #[arg(long)]
+    pub skip_check: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -388,6 +410,28 @@ pub async fn run(cmd: ClustersCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+            Ok(())
+        }
+        ClustersCommand::SetInstallerCredential(a) => {
+            let kek = load_kek("clusters set-installer-credential")?;
+            let kubeconfig = read_kubeconfig(&a.kubeconfig).await?;
+            if !a.skip_check {
+                check_reachable(kubeconfig.config.clone()).await?;
+            }
+            let pool = loco_db::connect(&a.db.database_url).await?;
+            let c = by_name(&pool, &a.cluster).await?;
+            let server = kubeconfig.config.cluster_url.to_string();
+            if server.trim_end_matches('/') != c.endpoint.trim_end_matches('/') {
+                tracing::warn!(cluster = %c.name, %server, endpoint = %c.endpoint,
+                    "the installer kubeconfig's server is not the cluster's endpoint");
+            }
+            clusters::set_installer_credentials(&pool, &kek, c.id, &kubeconfig.yaml).await?;
+            pool.close().await;
+            tracing::info!(cluster_id = c.id, "installer credential stored");
+            println!(
+                "cluster {}: installer credential stored sealed; `loco-api platform apply` and loco-resurrect use it",
+                c.name
+            );
             Ok(())
         }
         ClustersCommand::SetPullCredential(a) => {

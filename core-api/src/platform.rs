@@ -54,9 +54,8 @@ pub struct ApplyArgs {
     pub no_chart: bool,
     #[command(flatten)]
     pub chart: ChartArgs,
-    /// A kubeconfig to install with instead of the cluster's stored credentials (which
-    /// are loco-api's least-privilege identity and may not create CRDs or ClusterRoles):
-    /// an operator's or installer's identity, certificates inline, no exec plugin.
+    /// A kubeconfig to install with instead of the cluster's stored installer credential
+    /// (`loco-api clusters set-installer-credential`): certificates inline, no exec plugin.
     #[arg(long, env = "LOCO_PLATFORM_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// The helm 3 binary.
@@ -236,10 +235,6 @@ async fn set_values(a: SetValuesArgs) -> anyhow::Result<()> {
 }
 
 async fn apply(a: ApplyArgs) -> anyhow::Result<()> {
-    let kek = match a.kubeconfig {
-        Some(_) => None,
-        None => Some(load_kek("platform apply")?),
-    };
     let pool = loco_db::connect(&a.db.database_url).await?;
     let cluster = crate::clusters::by_name(&pool, &a.cluster).await?;
     let row = loco_db::platform::current(&pool, cluster.id).await?.ok_or_else(|| {
@@ -258,10 +253,16 @@ async fn apply(a: ApplyArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => {
-            let kek = kek
-                .as_ref()
-                .expect("loaded above when no kubeconfig is given");
-            loco_db::clusters::credentials(&pool, kek, cluster.id).await?
+            let kek = load_kek("platform apply")?;
+            loco_db::clusters::installer_credentials(&pool, &kek, cluster.id)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "cluster {} has no installer credential (loco-api's own identity may not create CRDs or ClusterRoles): store one with `loco-api clusters set-installer-credential --cluster {} --kubeconfig FILE`, or pass --kubeconfig",
+                        cluster.name,
+                        cluster.name
+                    )
+                })?
         }
     };
     pool.close().await;
@@ -313,7 +314,12 @@ async fn apply(a: ApplyArgs) -> anyhow::Result<()> {
                     "  chart {} {} in {}: {}",
                     h.release, h.chart_version, h.namespace, h.summary
                 ),
-                None => println!("  chart: not applied (--no-chart)"),
+                None => {
+                    for i in &report.identity {
+                        println!("  {i} (loco-api's identity)");
+                    }
+                    println!("  chart: not applied (--no-chart)")
+                }
             }
             println!(
                 "  took {:.1}s (CRDs) + {:.1}s (gateway) + {:.1}s (chart)",

@@ -4,5 +4,5 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let args = loco_resurrector::Args::parse();
     loco_telemetry::init_logging("loco-resurrect", args.log.log_format);
-    loco_telemetry::exit::report(loco_resurrector::run(args).await)
+    loco_resurrector::error::exit(loco_resurrector::run(args).await)
 }

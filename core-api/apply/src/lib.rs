@@ -37,6 +37,7 @@
 //!   object created in that moment would be taken over. Prune's deletes, which cannot be
 //!   undone, carry a uid + resourceVersion precondition instead.
 
+mod compare;
 mod deploy;
 mod diagnose;
 mod engine;
@@ -57,6 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use compare::{AppComparison, Drift, LiveAppNamespace, ObjectState};
 pub use deploy::{DeployReport, Previous};
 pub use diagnose::{PodTrouble, PullFailure, trouble_of};
 pub use error::{ApplyError, DeployFailure};

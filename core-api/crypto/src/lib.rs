@@ -298,6 +298,35 @@ impl Dek {
         Secret::from_utf8(plain)
     }
 
+    /// Seals a cluster's installer credential: the identity `loco-api platform apply`
+    /// and the resurrector install the platform with (it may create CRDs and RBAC, which
+    /// loco-api's own identity may not). Its own purpose tag: neither credential opens
+    /// as the other.
+    pub fn seal_installer_credentials(
+        &self,
+        cluster_id: i64,
+        credentials: &Secret,
+    ) -> Result<Sealed, CryptoError> {
+        seal_with(
+            &self.cipher(),
+            credentials.expose().as_bytes(),
+            &installer_credentials_ad(cluster_id),
+        )
+    }
+
+    pub fn open_installer_credentials(
+        &self,
+        cluster_id: i64,
+        sealed: &Sealed,
+    ) -> Result<Secret, CryptoError> {
+        let plain = open_with(
+            &self.cipher(),
+            sealed,
+            &installer_credentials_ad(cluster_id),
+        )?;
+        Secret::from_utf8(plain)
+    }
+
     /// A key derived from this DEK for keyed hashes of env values (render names the env
     /// Secret after such a hash): knowing the hash reveals nothing about low-entropy
     /// values without the DEK, and the DEK itself is never exposed.
@@ -345,6 +374,14 @@ fn env_ad(app_id: i64, name: &str) -> Vec<u8> {
 fn cluster_credentials_ad(cluster_id: i64) -> Vec<u8> {
     [
         b"loco/cluster-credentials/v1\0".as_slice(),
+        &cluster_id.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn installer_credentials_ad(cluster_id: i64) -> Vec<u8> {
+    [
+        b"loco/cluster-installer/v1\0".as_slice(),
         &cluster_id.to_be_bytes(),
     ]
     .concat()
@@ -575,6 +612,16 @@ mod tests {
             "kubeconfig"
         );
         assert!(dek.open_cluster_credentials(10, &sealed).is_err());
+        // The installer credential and loco-api's credential never open as each other.
+        assert!(dek.open_installer_credentials(9, &sealed).is_err());
+        let installer = dek.seal_installer_credentials(9, &"admin".into()).unwrap();
+        assert_eq!(
+            dek.open_installer_credentials(9, &installer)
+                .unwrap()
+                .expose(),
+            "admin"
+        );
+        assert!(dek.open_cluster_credentials(9, &installer).is_err());
         // An env value of app 9 is not a credential of cluster 9.
         assert!(dek.open_env(9, "", &sealed).is_err());
     }

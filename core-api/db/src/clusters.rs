@@ -197,6 +197,57 @@ pub async fn set_credentials(
     Ok(())
 }
 
+/// Stores (or replaces) the cluster's installer credential: the identity the platform
+/// layer is installed with and the resurrector rebuilds with (see migration 0010).
+pub async fn set_installer_credentials(
+    db: impl PgExecutor<'_> + Copy,
+    kek: &Kek,
+    cluster_id: i64,
+    credentials: &InlineKubeconfig,
+) -> Result<(), DbError> {
+    let dek = data_key(db, kek, cluster_id).await?;
+    let sealed = dek.seal_installer_credentials(cluster_id, credentials.secret())?;
+    let done = sqlx::query!(
+        "UPDATE clusters SET installer_credentials_ciphertext = $2, installer_credentials_nonce = $3,
+                updated_at = now()
+          WHERE id = $1",
+        cluster_id,
+        sealed.ciphertext,
+        sealed.nonce,
+    )
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound("cluster"));
+    }
+    Ok(())
+}
+
+/// The cluster's installer credential, decrypted in memory; `None` when none was set.
+pub async fn installer_credentials(
+    db: impl PgExecutor<'_> + Copy,
+    kek: &Kek,
+    cluster_id: i64,
+) -> Result<Option<InlineKubeconfig>, DbError> {
+    let row = sqlx::query!(
+        "SELECT installer_credentials_ciphertext, installer_credentials_nonce
+           FROM clusters WHERE id = $1",
+        cluster_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DbError::NotFound("cluster"))?;
+    let (Some(ciphertext), Some(nonce)) = (
+        row.installer_credentials_ciphertext,
+        row.installer_credentials_nonce,
+    ) else {
+        return Ok(None);
+    };
+    let dek = data_key(db, kek, cluster_id).await?;
+    let plain = dek.open_installer_credentials(cluster_id, &Sealed { nonce, ciphertext })?;
+    Ok(Some(InlineKubeconfig::parse(plain)?))
+}
+
 /// The cluster's data key, unwrapped in memory.
 async fn data_key(db: impl PgExecutor<'_>, kek: &Kek, cluster_id: i64) -> Result<Dek, DbError> {
     let row = sqlx::query!(
@@ -488,4 +539,19 @@ pub async fn apps_with_active(
             })
         })
         .collect()
+}
+
+/// Apps of `cluster_id` with a deployment a worker is applying right now (claimed, lease
+/// not run out): a rebuild leaves them to that worker.
+pub async fn apps_applying(db: impl PgExecutor<'_>, cluster_id: i64) -> Result<Vec<i64>, DbError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT d.app_id AS "app_id!"
+             FROM deployments d
+             JOIN apps a ON a.id = d.app_id
+             JOIN workspaces w ON w.id = a.workspace_id
+            WHERE w.cluster_id = $1 AND d.status = 'applying' AND d.lease_expires_at > now()"#,
+        cluster_id
+    )
+    .fetch_all(db)
+    .await?)
 }

@@ -206,6 +206,15 @@ pub fn app_lock_key(app_id: i64) -> i64 {
     APP_LOCK_NAMESPACE ^ app_id
 }
 
+// The resurrector's lock of a cluster lives in a range of its own ("lres").
+const CLUSTER_LOCK_NAMESPACE: i64 = 0x6c72_6573 << 32;
+
+/// The session advisory lock key a resurrector holds while it acts on a cluster: two
+/// resurrectors never act on one cluster at once.
+pub fn cluster_lock_key(cluster_id: i64) -> i64 {
+    CLUSTER_LOCK_NAMESPACE ^ cluster_id
+}
+
 /// Serialises writers of one app: waits for, then holds until the transaction ends, the
 /// app's advisory lock. Every writer of an app's revisions or deployments takes it first.
 pub async fn lock_app(tx: &mut Tx<'_>, app_id: i64) -> Result<(), DbError> {

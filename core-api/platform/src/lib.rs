@@ -12,6 +12,7 @@ mod crds;
 mod error;
 mod gateway;
 mod helm;
+mod identity;
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ pub use crds::{
 pub use error::PlatformError;
 pub use gateway::{GatewayValues, ROUTES_LABEL};
 pub use helm::{HelmConfig, HelmOutcome, RELEASE, chart_version};
+pub use identity::{API_NAMESPACE, API_SERVICE_ACCOUNT, api_identity_objects, api_kubeconfig};
 
 /// A platform release to install: what a `platform_releases` row holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +39,8 @@ pub struct Release {
 pub struct ApplyOptions {
     /// The API server validates every write and persists none; helm runs `--dry-run=server`.
     pub dry_run: bool,
-    /// helm and the chart; `None` applies the CRDs and the Gateway only.
+    /// helm and the chart; `None` applies the CRDs, the Gateway and loco-api's identity
+    /// (core-api/rbac/loco-api.yaml) only: loco-api runs outside the cluster.
     pub helm: Option<HelmConfig>,
     /// How long the CRDs may take to become Established.
     pub crd_deadline: Duration,
@@ -61,6 +64,9 @@ pub struct Report {
     pub crds: Vec<CrdChange>,
     /// `Kind/name` of the namespace, GatewayClass and Gateway.
     pub gateway: Vec<String>,
+    /// `Kind/name` of loco-api's identity objects, applied when there is no chart (the
+    /// chart carries the same file).
+    pub identity: Vec<String>,
     /// `None` when helm was not asked for.
     pub chart: Option<HelmOutcome>,
     pub seconds_crds: f64,
@@ -69,7 +75,7 @@ pub struct Report {
 }
 
 /// Applies the platform layer: CRDs, then the Gateway, then the chart (when `opts.helm`
-/// is set). Stops at the first failure, having changed only the phases before it.
+/// is set; without it, loco-api's identity). Stops at the first failure, having changed only the phases before it.
 pub async fn apply(
     client: &kube::Client,
     kubeconfig: &Secret,
@@ -88,6 +94,12 @@ pub async fn apply(
         gateway::apply(client, &gateway_values, opts.dry_run).await?
     };
     let seconds_gateway = t.elapsed().as_secs_f64();
+    let identity = match &opts.helm {
+        // Its namespace may not exist before the real apply; the identity is fixed text.
+        None if opts.dry_run => Vec::new(),
+        None => identity::apply(client, opts.dry_run).await?,
+        Some(_) => Vec::new(),
+    };
     let t = Instant::now();
     let chart = match &opts.helm {
         Some(cfg) => Some(
@@ -108,6 +120,7 @@ pub async fn apply(
         gateway_api_version: GATEWAY_API_VERSION,
         crds,
         gateway,
+        identity,
         chart,
         seconds_crds,
         seconds_gateway,

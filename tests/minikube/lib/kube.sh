@@ -75,6 +75,10 @@ more_certs() {
   client_cert kube-proxy system:kube-proxy
   client_cert traefik loco-traefik
   client_cert apiserver-kubelet-client kube-apiserver-kubelet-client
+  # loco's installer identity (loco-api clusters set-installer-credential): a client
+  # certificate, so it outlives an emptied etcd, as a cloud's cluster-admin identity does.
+  client_cert loco-installer loco-installer system:masters
+  write_kubeconfig "$KDIR/loco-installer.kubeconfig" loco-installer
 }
 
 write_kubeconfig() { # file user
@@ -283,25 +287,28 @@ gateway_programmed() {
 up_traefik() {
   kubectl apply --server-side --force-conflicts --field-manager loco-stack -f "$HERE/manifests/traefik-rbac.yaml" >/dev/null \
     || die "applying manifests/traefik-rbac.yaml failed"
-  if ! running traefik; then
-    require_free_port "traefik (gateway http)" "$GATEWAY_HTTP_PORT" LOCO_STACK_GATEWAY_HTTP_PORT
-    require_free_port "traefik (gateway https)" "$GATEWAY_HTTPS_PORT" LOCO_STACK_GATEWAY_HTTPS_PORT
-    require_free_port "traefik (ping)" "$TRAEFIK_PORT" LOCO_STACK_TRAEFIK_PORT
-    write_kubeconfig "$KDIR/traefik.kubeconfig" traefik
-    (
-      export KUBECONFIG="$KDIR/traefik.kubeconfig"
-      start traefik "$LOGS/traefik.log" "$LOCO_CACHE/bin/traefik-$TRAEFIK_VERSION/traefik" \
-        --global.checkNewVersion=false --global.sendAnonymousUsage=false --log.level=INFO \
-        --entryPoints.web.address="127.0.0.1:$GATEWAY_HTTP_PORT" \
-        --entryPoints.websecure.address="127.0.0.1:$GATEWAY_HTTPS_PORT" \
-        --entryPoints.traefik.address="127.0.0.1:$TRAEFIK_PORT" \
-        --ping=true --ping.entryPoint=traefik \
-        --providers.kubernetesgateway=true --providers.kubernetesgateway.statusAddress.ip=127.0.0.1
-    )
-    wait_for traefik "$LOGS/traefik.log" 30 curl -fsS "http://127.0.0.1:$TRAEFIK_PORT/ping"
-  fi
+  start_traefik
   wait_for traefik "$LOGS/traefik.log" 60 gateway_programmed
   say "Traefik $TRAEFIK_VERSION serves Gateway loco-system/loco on http://127.0.0.1:$GATEWAY_HTTP_PORT and https://127.0.0.1:$GATEWAY_HTTPS_PORT"
+}
+
+start_traefik() {
+  running traefik && return 0
+  require_free_port "traefik (gateway http)" "$GATEWAY_HTTP_PORT" LOCO_STACK_GATEWAY_HTTP_PORT
+  require_free_port "traefik (gateway https)" "$GATEWAY_HTTPS_PORT" LOCO_STACK_GATEWAY_HTTPS_PORT
+  require_free_port "traefik (ping)" "$TRAEFIK_PORT" LOCO_STACK_TRAEFIK_PORT
+  write_kubeconfig "$KDIR/traefik.kubeconfig" traefik
+  (
+    export KUBECONFIG="$KDIR/traefik.kubeconfig"
+    start traefik "$LOGS/traefik.log" "$LOCO_CACHE/bin/traefik-$TRAEFIK_VERSION/traefik" \
+      --global.checkNewVersion=false --global.sendAnonymousUsage=false --log.level=INFO \
+      --entryPoints.web.address="127.0.0.1:$GATEWAY_HTTP_PORT" \
+      --entryPoints.websecure.address="127.0.0.1:$GATEWAY_HTTPS_PORT" \
+      --entryPoints.traefik.address="127.0.0.1:$TRAEFIK_PORT" \
+      --ping=true --ping.entryPoint=traefik \
+      --providers.kubernetesgateway=true --providers.kubernetesgateway.statusAddress.ip=127.0.0.1
+  )
+  wait_for traefik "$LOGS/traefik.log" 30 curl -fsS "http://127.0.0.1:$TRAEFIK_PORT/ping"
 }
 
 up_kubernetes() {
