@@ -42,7 +42,7 @@ pub struct Args {
     pub output: Output,
     /// Also delete loco-labelled app namespaces that no app in the database owns
     /// (otherwise they are only reported).
-    #[arg(long, env = "LOCO_PRUNE_ORPHANS")]
+    #[arg(long, env = "LOCO_PRUNE_ORPHANS", global = true)]
     pub prune_orphans: bool,
     /// Act even when the database looks too empty for the cluster (the guard prints
     /// what it would otherwise refuse).
@@ -52,24 +52,34 @@ pub struct Args {
     #[arg(long, env = "LOCO_RESURRECT_WAVE", default_value_t = 200)]
     pub wave_size: usize,
     /// Objects in flight at once.
-    #[arg(long, env = "LOCO_RESURRECT_CONCURRENCY", default_value_t = 32)]
+    #[arg(
+        long,
+        env = "LOCO_RESURRECT_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
     pub concurrency: usize,
     /// How long the rebuilt apps may take to be Ready.
     #[arg(long, env = "LOCO_RESURRECT_READY_SECONDS", default_value_t = 300)]
     pub ready_deadline_seconds: u64,
     /// Install the platform without the chart (loco-api runs outside the cluster): the
     /// CRDs, the Gateway and loco-api's identity only, as `loco-api platform apply --no-chart`.
-    #[arg(long, env = "LOCO_PLATFORM_NO_CHART")]
+    #[arg(long, env = "LOCO_PLATFORM_NO_CHART", global = true)]
     pub no_chart: bool,
     /// The chart directory (loco's charts/loco), for the platform's Helm release.
-    #[arg(long = "chart", env = "LOCO_CHART_DIR", default_value = "charts/loco")]
+    #[arg(
+        long = "chart",
+        env = "LOCO_CHART_DIR",
+        default_value = "charts/loco",
+        global = true
+    )]
     pub chart_dir: PathBuf,
     /// The helm 3 binary.
-    #[arg(long, env = "LOCO_HELM", default_value = "helm")]
+    #[arg(long, env = "LOCO_HELM", default_value = "helm", global = true)]
     pub helm: PathBuf,
     /// The gateway's address (http://host:port): awake apps are asked through it whether
     /// they answer. Unset: not checked.
-    #[arg(long, env = "LOCO_GATEWAY_URL")]
+    #[arg(long, env = "LOCO_GATEWAY_URL", global = true)]
     pub gateway_url: Option<String>,
     /// Lifetime of the token loco-api gets when the rebuild issues it a new one (its old
     /// one died with the cluster's ServiceAccount).

@@ -165,8 +165,20 @@ pub async fn platform(
         let gateways: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &g.namespace, &gvk("Gateway", "gateways"));
         if let Some(gw) = gateways.get_opt(&g.name).await.map_err(kube_line)? {
-            p.gateway_accepted = condition(&gw, "Accepted");
-            p.gateway_programmed = condition(&gw, "Programmed");
+            // A listener whose certificate is missing (the TLS Secret, which the database
+            // cannot restore) makes the whole Gateway "ListenersNotValid"; the others
+            // still serve, and applying again would change nothing.
+            let serving = gw.data["status"]["listeners"].as_array().is_some_and(|ls| {
+                ls.iter().any(|l| {
+                    l["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Programmed" && c["status"] == "True")
+                    })
+                })
+            });
+            p.gateway_accepted = condition(&gw, "Accepted")
+                || (condition_reason(&gw, "Accepted") == Some("ListenersNotValid") && serving);
+            p.gateway_programmed = condition(&gw, "Programmed") || serving;
         }
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -206,6 +218,14 @@ pub async fn platform(
         p.tls_secret_missing = g.https_port.is_some();
     }
     Ok(p)
+}
+
+fn condition_reason<'a>(o: &'a DynamicObject, kind: &str) -> Option<&'a str> {
+    o.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)?["reason"]
+        .as_str()
 }
 
 fn condition(o: &DynamicObject, kind: &str) -> bool {

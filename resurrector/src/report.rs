@@ -83,7 +83,9 @@ pub fn diagnosis_text(d: &Diagnosis, dry_run: bool) -> String {
                 );
             }
             let _ = writeln!(s, "{line}");
-            for x in app.drift.iter().take(8) {
+            // A missing app is missing whole; listing its objects says nothing more.
+            let listed = if app.state == AppState::Missing { 0 } else { 8 };
+            for x in app.drift.iter().take(listed) {
                 let _ = writeln!(
                     s,
                     "        {:?}: {} {}",

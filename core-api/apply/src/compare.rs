@@ -192,10 +192,17 @@ impl Applier {
         };
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = true;
-        let after = api
+        let after = match api
             .patch(&p.reference.name, &params, &Patch::Apply(&p.body))
             .await
-            .map_err(|e| ApplyError::from_kube(e, "check", &p.reference))?;
+        {
+            Ok(a) => a,
+            // The live object merged with loco's would be invalid (e.g. a port edited by
+            // hand: a second list entry under the same name): it was edited, and apply
+            // will say why it cannot write it.
+            Err(kube::Error::Api(s)) if s.code == 422 => return Ok(true),
+            Err(e) => return Err(ApplyError::from_kube(e, "check", &p.reference)),
+        };
         let as_value = |o: &kube::api::DynamicObject| serde_json::to_value(o).unwrap_or_default();
         Ok(comparable(as_value(&live)) != comparable(as_value(&after)))
     }
