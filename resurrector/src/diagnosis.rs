@@ -102,8 +102,10 @@ pub struct Diagnosis {
     pub platform: Option<PlatformProbe>,
     pub api_credential: ApiCredential,
     pub apps: Vec<AppDiagnosis>,
-    /// loco-labelled app namespaces that no app of the database owns.
+    /// loco-labelled app namespaces of the database's workspaces that no app owns.
     pub extra_namespaces: Vec<LiveAppNamespace>,
+    /// loco-labelled app namespaces of workspaces the database does not know: left alone.
+    pub foreign_namespaces: Vec<String>,
     pub guard: Guard,
     /// What `--once` would do, step by step.
     pub plan: Vec<String>,
@@ -160,6 +162,7 @@ pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<Desir
             api_credential: ApiCredential::Unknown,
             apps: Vec::new(),
             extra_namespaces: Vec::new(),
+            foreign_namespaces: Vec::new(),
             guard: guard(&ctx.cluster.name, database_apps, 0),
             plan: vec![
                 "nothing: the API server does not answer (bring the control plane back first)"
@@ -226,12 +229,21 @@ pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<Desir
         }
         out.push(d);
     }
+    // Extra: app namespaces of this database's workspaces that no app owns (an app
+    // deleted while the cluster was away). Namespaces of workspaces the database does
+    // not know (another installation's, or newer than a restored database) are only
+    // counted: never extra, never pruned; the guard weighs them.
     let known: HashSet<&str> = apps.iter().map(|a| a.namespace.as_str()).collect();
-    let extra: Vec<LiveAppNamespace> = live_ns
+    let workspaces: HashSet<String> = apps.iter().map(|a| a.workspace_id.to_string()).collect();
+    let (ours, foreign): (Vec<&LiveAppNamespace>, Vec<&LiveAppNamespace>) = live_ns
         .iter()
+        .partition(|n| n.workspace.as_ref().is_some_and(|w| workspaces.contains(w)));
+    let extra: Vec<LiveAppNamespace> = ours
+        .into_iter()
         .filter(|n| !known.contains(n.name.as_str()))
         .cloned()
         .collect();
+    let foreign: Vec<String> = foreign.into_iter().map(|n| n.name.clone()).collect();
     let g = guard(&ctx.cluster.name, database_apps, live_ns.len());
     let mut d = Diagnosis {
         cluster: ctx.cluster.name.clone(),
@@ -242,6 +254,7 @@ pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<Desir
         api_credential,
         apps: out,
         extra_namespaces: extra,
+        foreign_namespaces: foreign,
         guard: g,
         plan: Vec::new(),
         not_restorable: Vec::new(),
@@ -425,8 +438,17 @@ pub fn classify(d: &mut Diagnosis, live_namespaces: usize, opts: &Options) {
             )
         });
     }
-    if plan.is_empty() {
-        plan.push("nothing: the cluster is as the database says".into());
+    if !d.foreign_namespaces.is_empty() {
+        plan.push(format!(
+            "leave {} app namespace(s) of workspaces this database does not know (another installation's, or newer than the database)",
+            d.foreign_namespaces.len()
+        ));
+    }
+    if plan.is_empty() || plan.iter().all(|p| p.starts_with("leave ")) {
+        plan.insert(
+            0,
+            "nothing to repair: the cluster is as the database says".into(),
+        );
     }
     let mut nr = Vec::new();
     if d.platform.as_ref().is_some_and(|p| p.tls_secret_missing) {

@@ -51,7 +51,7 @@ pub fn options(args: &Args) -> (diagnosis::Options, rebuild::Options) {
     (
         diagnosis::Options {
             chart: chart.is_some(),
-            gateway_url: args.gateway_url.clone(),
+            gateway_url: args.gateway_url.clone().filter(|u| !u.is_empty()),
             prune_orphans: args.prune_orphans,
             concurrency: args.concurrency,
         },
@@ -61,7 +61,7 @@ pub fn options(args: &Args) -> (diagnosis::Options, rebuild::Options) {
             concurrency: args.concurrency,
             ready_deadline: Duration::from_secs(args.ready_deadline_seconds),
             prune_orphans: args.prune_orphans,
-            gateway_url: args.gateway_url.clone(),
+            gateway_url: args.gateway_url.clone().filter(|u| !u.is_empty()),
             api_token_seconds: args.api_token_hours.clamp(1, 24 * 365) * 3600,
         },
     )

@@ -114,10 +114,12 @@ pub struct PlatformProbe {
 impl PlatformProbe {
     /// Whether `platform apply` has something to do (a missing TLS Secret it cannot fix).
     pub fn needs_apply(&self, chart: bool) -> bool {
-        !self.crds_wrong.is_empty()
-            || !self.gateway_class_accepted
-            || !self.gateway_accepted
-            || (chart && (self.workloads == 0 || !self.workloads_not_ready.is_empty()))
+        // Without a recorded release there is nothing to apply (the report says so).
+        self.release_recorded
+            && (!self.crds_wrong.is_empty()
+                || !self.gateway_class_accepted
+                || !self.gateway_accepted
+                || (chart && (self.workloads == 0 || !self.workloads_not_ready.is_empty())))
     }
 }
 

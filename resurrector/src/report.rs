@@ -104,6 +104,19 @@ pub fn diagnosis_text(d: &Diagnosis, dry_run: bool) -> String {
             n.name
         );
     }
+    if !d.foreign_namespaces.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {} app namespace(s) of workspaces this database does not know (left alone): {}",
+            d.foreign_namespaces.len(),
+            d.foreign_namespaces
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for n in &d.not_restorable {
         let _ = writeln!(s, "  not restorable yet: {n}");
     }

@@ -142,3 +142,25 @@ pub async fn database_url(pool: &PgPool) -> String {
     let base = base.split('?').next().unwrap();
     format!("{}/{name}", &base[..base.rfind('/').unwrap()])
 }
+
+/// Moves the id sequences of workspaces and apps of this test's database to a random
+/// base: every `#[sqlx::test]` database starts at id 1, and namespaces are named after
+/// ids, so tests running side by side on the one cluster would otherwise share them.
+pub async fn distinct_ids(pool: &PgPool) {
+    // Clock nanoseconds mixed with the process id: distinct enough across the tests of
+    // one run, and no extra dependency for the crates that include this file.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed =
+        u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+    let base = i64::try_from(mixed % 1_000_000).unwrap_or(0) * 1000 + 1000;
+    for table in ["workspaces", "apps"] {
+        sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
+            .bind(table)
+            .bind(base)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}

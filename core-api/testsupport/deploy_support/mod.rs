@@ -124,23 +124,6 @@ where
     }
 }
 
-/// Moves the id sequences of workspaces and apps of this test's database to a random
-/// base: every `#[sqlx::test]` database starts at id 1, and namespaces are named after
-/// ids, so tests running side by side on the one cluster would otherwise share them.
-pub async fn distinct_ids(pool: &PgPool) {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b).unwrap();
-    let base = i64::from(u32::from_le_bytes(b) % 1_000_000) * 1000 + 1000;
-    for table in ["workspaces", "apps"] {
-        sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
-            .bind(table)
-            .bind(base)
-            .execute(pool)
-            .await
-            .unwrap();
-    }
-}
-
 /// Copies the stack's test image `source` (`host/repo@sha256:...`, e.g.
 /// `LOCO_TEST_IMAGE_HTTPD`) into `repo:tag` of the stack's registry with `env` added to
 /// its config (replacing variables of the same name): a new config, so a new digest
