@@ -225,6 +225,15 @@ async fn resurrect(database_url: &str) -> (serde_json::Value, Duration, u64) {
         .spawn()
         .expect("run loco-resurrect");
     let pid = child.id().unwrap_or_default();
+    // Read stdout while it runs: a report larger than the pipe's buffer would block the
+    // child on its last write otherwise.
+    let mut pipe = child.stdout.take().expect("stdout is piped");
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s).await;
+        s
+    });
     let mut peak = 0u64;
     let out = loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -242,11 +251,7 @@ async fn resurrect(database_url: &str) -> (serde_json::Value, Duration, u64) {
         }
     };
     let took = started.elapsed();
-    let mut stdout = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        use tokio::io::AsyncReadExt as _;
-        let _ = s.read_to_string(&mut stdout).await;
-    }
+    let stdout = reader.await.unwrap_or_default();
     let report: serde_json::Value =
         serde_json::from_str(&stdout).unwrap_or(serde_json::json!({"raw": stdout}));
     assert!(

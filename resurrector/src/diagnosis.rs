@@ -371,7 +371,7 @@ pub fn classify(d: &mut Diagnosis, live_namespaces: usize, opts: &Options) {
     }
     if release_missing {
         plan.push(
-            "skip the platform layer: no release is recorded (`loco-api platform set-values`)"
+            "leave the platform layer alone: no release is recorded for this cluster (`loco-api platform set-values` records one)"
                 .into(),
         );
     } else if platform_needs {
