@@ -8,17 +8,18 @@
 //! comes from the existence probe and the record on the app's Deployment, as in apply,
 //! so a Secret's data edited by hand is not seen (apply with `force` rewrites it).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{ApiResource, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApplyError;
 use super::live::{self, LiveIndex};
+use super::namespace::namespace_ref;
 use super::plan::{self, Prepared, SecretKind};
 use super::resource::dynamic_api;
 use super::{Applier, FIELD_MANAGER};
@@ -86,33 +87,8 @@ impl Applier {
     ) -> Result<Vec<Result<AppComparison, ApplyError>>, ApplyError> {
         let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
             desired.iter().map(plan::prepare).collect();
-        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
-        for p in prepared
-            .iter()
-            .flatten()
-            .flatten()
-            .filter(|p| p.secret == SecretKind::No)
-        {
-            kinds
-                .entry((p.resource.api_version.clone(), p.resource.kind.clone()))
-                .or_insert_with(|| p.resource.clone());
-        }
-        let kinds: Vec<ApiResource> = kinds.into_values().collect();
-        let c = self.config.concurrency;
-        let mut live = live::read_cluster(&self.client, &kinds, c).await?;
-        let absent: HashSet<String> = desired
-            .iter()
-            .map(|r| r.namespace.clone())
-            .filter(|ns| !live.contains_key(&namespace_ref(ns)))
-            .collect();
-        live::add_secrets(
-            &self.client,
-            prepared.iter().flatten().flatten(),
-            &absent,
-            &mut live,
-            c,
-        )
-        .await?;
+        let live =
+            live::read_many(&self.client, desired, &prepared, self.config.concurrency).await?;
         let mut out = Vec::with_capacity(desired.len());
         for (rendered, objects) in desired.iter().zip(prepared) {
             out.push(match objects {
@@ -230,15 +206,6 @@ impl Applier {
     }
 }
 
-fn namespace_ref(name: &str) -> ObjectRef {
-    ObjectRef {
-        api_version: "v1".to_owned(),
-        kind: "Namespace".to_owned(),
-        namespace: None,
-        name: name.to_owned(),
-    }
-}
-
 /// The state from metadata alone.
 fn state_of(p: &Prepared, live: Option<&plan::LiveMeta>) -> ObjectState {
     match live {
@@ -297,7 +264,7 @@ mod tests {
         let p = Prepared {
             reference: r,
             phase: loco_render::Phase::Service,
-            resource: ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+            resource: kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
             body: serde_json::from_value(
                 json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app"}}),
             )

@@ -1,15 +1,12 @@
 //! Apply proper: read, decide, then write phase by phase with bounded concurrency.
 
-use std::collections::{BTreeMap, HashSet};
-
 use futures::{StreamExt as _, stream};
-use kube::api::ApiResource;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::error::ApplyError;
 use super::live::{self, LiveIndex};
-use super::plan::{self, Action, Prepared, SecretKind};
+use super::plan::{self, Action, Prepared};
 use super::progress::Progress;
 use super::{Applier, ApplyReport};
 use loco_render::Rendered;
@@ -60,47 +57,11 @@ impl Applier {
     pub async fn apply_each(&self, desired: &[Rendered]) -> Vec<(ApplyReport, Option<ApplyError>)> {
         let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
             desired.iter().map(plan::prepare).collect();
-        let mut kinds: BTreeMap<(String, String), ApiResource> = BTreeMap::new();
-        for p in prepared
-            .iter()
-            .flatten()
-            .flatten()
-            .filter(|p| p.secret == SecretKind::No)
-        {
-            kinds
-                .entry((p.resource.api_version.clone(), p.resource.kind.clone()))
-                .or_insert_with(|| p.resource.clone());
-        }
-        let kinds: Vec<ApiResource> = kinds.into_values().collect();
         let c = self.config.concurrency;
-        let mut live = match live::read_cluster(&self.client, &kinds, c).await {
+        let live = match live::read_many(&self.client, desired, &prepared, c).await {
             Ok(l) => l,
             Err(e) => return fail_all(desired.len(), &e),
         };
-        // Namespaces the LIST did not find: nothing inside them exists, no probe needed.
-        let absent: HashSet<String> = desired
-            .iter()
-            .map(|r| r.namespace.clone())
-            .filter(|ns| {
-                !live.contains_key(&loco_render::ObjectRef {
-                    api_version: "v1".to_owned(),
-                    kind: "Namespace".to_owned(),
-                    namespace: None,
-                    name: ns.clone(),
-                })
-            })
-            .collect();
-        if let Err(e) = live::add_secrets(
-            &self.client,
-            prepared.iter().flatten().flatten(),
-            &absent,
-            &mut live,
-            c,
-        )
-        .await
-        {
-            return fail_all(desired.len(), &e);
-        }
         // Writes of all apps share one bound; more apps than permits are in flight so
         // that an app waiting between its phases leaves no permit idle.
         let permits = Semaphore::new(c);

@@ -153,6 +153,45 @@ async fn get_meta(client: &Client, p: &Prepared) -> Result<Option<LiveMeta>, App
         .map_err(|e| ApplyError::from_kube(e, "read", &p.reference))
 }
 
+/// What the cluster holds of many apps' prepared objects: one metadata LIST per kind
+/// they use, then the Secret probes, skipped in namespaces the LIST did not find
+/// (nothing inside them exists). apply_each and compare read through here.
+pub(crate) async fn read_many(
+    client: &Client,
+    desired: &[loco_render::Rendered],
+    prepared: &[Result<Vec<Prepared>, ApplyError>],
+    concurrency: usize,
+) -> Result<LiveIndex, ApplyError> {
+    let mut kinds: std::collections::BTreeMap<(String, String), ApiResource> =
+        std::collections::BTreeMap::new();
+    for p in prepared
+        .iter()
+        .flatten()
+        .flatten()
+        .filter(|p| p.secret == SecretKind::No)
+    {
+        kinds
+            .entry((p.resource.api_version.clone(), p.resource.kind.clone()))
+            .or_insert_with(|| p.resource.clone());
+    }
+    let kinds: Vec<ApiResource> = kinds.into_values().collect();
+    let mut live = read_cluster(client, &kinds, concurrency).await?;
+    let absent: HashSet<String> = desired
+        .iter()
+        .map(|r| r.namespace.clone())
+        .filter(|ns| !live.contains_key(&super::namespace::namespace_ref(ns)))
+        .collect();
+    add_secrets(
+        client,
+        prepared.iter().flatten().flatten(),
+        &absent,
+        &mut live,
+        concurrency,
+    )
+    .await?;
+    Ok(live)
+}
+
 /// The live metadata of every object of the given kinds, cluster-wide: one paged
 /// metadata LIST per kind. A kind the cluster does not serve lists as empty (applying
 /// it then fails with a clear `kind_not_installed`).

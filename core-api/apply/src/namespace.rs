@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// Kinds loco renders outside an app's namespace, found by the app's labels.
 const OUTSIDE_KINDS: &[(&str, &str)] = &[("gateway.networking.k8s.io/v1beta1", "ReferenceGrant")];
 
-fn namespace_ref(name: &str) -> ObjectRef {
+pub(crate) fn namespace_ref(name: &str) -> ObjectRef {
     ObjectRef {
         api_version: "v1".to_owned(),
         kind: "Namespace".to_owned(),

@@ -5,7 +5,7 @@
 //! itself.
 
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PatchParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -198,19 +198,7 @@ pub async fn apply(
             ));
             continue;
         }
-        let ar = resource(&obj);
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        let what = format!("{}/{}", ar.kind, name);
-        api.patch(&name, &params, &Patch::Apply(&obj))
-            .await
-            .map_err(|e| PlatformError::kube("apply", &what, e))?;
+        let what = super::ssa::apply_json(client, &obj, &resource(&obj), &params).await?;
         report.push(what);
     }
     Ok(report)

@@ -4,7 +4,7 @@
 //! ServiceAccount token dies with the cluster's etcd.
 
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, GroupVersionKind, PatchParams};
 use serde_json::Value;
 
 use super::error::PlatformError;
@@ -64,18 +64,7 @@ pub async fn apply(client: &kube::Client, dry_run: bool) -> Result<Vec<String>, 
             &GroupVersionKind::gvk(group, version, kind),
             plural(&obj).unwrap_or_default(),
         );
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        let what = format!("{kind}/{name}");
-        api.patch(&name, &params, &Patch::Apply(&obj))
-            .await
-            .map_err(|e| PlatformError::kube("apply", &what, e))?;
+        let what = super::ssa::apply_json(client, &obj, &ar, &params).await?;
         report.push(what);
     }
     Ok(report)

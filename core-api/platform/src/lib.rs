@@ -13,6 +13,7 @@ mod error;
 mod gateway;
 mod helm;
 mod identity;
+mod ssa;
 
 use std::time::{Duration, Instant};
 
