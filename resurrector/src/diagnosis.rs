@@ -96,6 +96,8 @@ pub fn guard(cluster: &str, database_apps: usize, cluster_namespaces: usize) -> 
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
     pub cluster: String,
+    /// The cluster's health row as the last probe or rebuild left it.
+    pub cluster_status: String,
     pub verdict: Verdict,
     pub summary: String,
     pub api: ApiProbe,
@@ -135,6 +137,10 @@ pub struct Options {
 pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<DesiredApp>), Error> {
     let started = Instant::now();
     let api = probe::api(&ctx.client).await;
+    // Read now, not at start-up: a watch outlives many rebuilds.
+    let cluster_status = loco_db::clusters::get(&ctx.db, ctx.cluster.id)
+        .await?
+        .status;
     let release = loco_db::platform::current(&ctx.db, ctx.cluster.id).await?;
     let gateway = match &release {
         Some(r) => Some(GatewayValues::from_values(&r.values).map_err(|e| {
@@ -152,6 +158,7 @@ pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<Desir
     if !api.reachable() {
         let d = Diagnosis {
             cluster: ctx.cluster.name.clone(),
+            cluster_status: cluster_status.clone(),
             verdict: Verdict::ClusterUnreachable,
             summary: format!(
                 "cluster unreachable: {}",
@@ -247,6 +254,7 @@ pub async fn diagnose(ctx: &Ctx, opts: &Options) -> Result<(Diagnosis, Vec<Desir
     let g = guard(&ctx.cluster.name, database_apps, live_ns.len());
     let mut d = Diagnosis {
         cluster: ctx.cluster.name.clone(),
+        cluster_status: cluster_status.clone(),
         verdict: Verdict::Healthy,
         summary: String::new(),
         api,
@@ -437,6 +445,9 @@ pub fn classify(d: &mut Diagnosis, live_namespaces: usize, opts: &Options) {
                 list.join(", ")
             )
         });
+    }
+    if d.cluster_status == "rebuilding" {
+        plan.push("finish the rebuild an earlier run left (the cluster is marked rebuilding, so loco-api's deploy workers skip it until a --once run ends)".into());
     }
     if !d.foreign_namespaces.is_empty() {
         plan.push(format!(
