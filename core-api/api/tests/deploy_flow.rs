@@ -18,7 +18,7 @@ use api_support::{call, get, kek, send, token};
 use apply_support::image_of;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use db_support::tenant;
+use db_support::{distinct_ids, tenant};
 use deploy_support::*;
 
 /// The stack's admin client, for inspecting what loco applied (never for applying).

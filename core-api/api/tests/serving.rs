@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use api_support::{call, get, kek, token};
 use axum::http::{Method, StatusCode};
-use db_support::tenant;
+use db_support::{distinct_ids, tenant};
 use deploy_support::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
