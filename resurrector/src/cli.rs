@@ -85,9 +85,9 @@ pub struct Args {
     /// one died with the cluster's ServiceAccount).
     #[arg(long, env = "LOCO_API_TOKEN_HOURS", default_value_t = 168)]
     pub api_token_hours: i64,
-    /// Watch: seconds between probes (with 3 failures in a row, a dead API server is
-    /// acted on 30-45 s after it died).
-    #[arg(long, env = "LOCO_RESURRECT_INTERVAL", default_value_t = 15)]
+    /// Watch: time between probes: `30s`, `2m`, `1h`, or plain seconds (with 3 failures
+    /// in a row, a dead API server is acted on 30-45 s after it died at the default).
+    #[arg(long, env = "LOCO_RESURRECT_INTERVAL", default_value = "15s", value_parser = parse_seconds)]
     pub interval: u64,
     /// Watch: failed probes in a row before the re-apply.
     #[arg(long, env = "LOCO_RESURRECT_FAILURES", default_value_t = 3)]
@@ -126,6 +126,30 @@ pub enum Mode {
     Watch,
 }
 
+/// `30s`, `2m`, `1h` or `45` (seconds) as seconds, at least 1.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("'{text}' is not a duration: write 30s, 2m, 1h or a number of seconds")
+    })?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}'; use s, m or h (30s, 2m, 1h)"
+            ));
+        }
+    };
+    match n.checked_mul(factor) {
+        Some(0) => Err("the interval must be at least 1s".to_owned()),
+        Some(s) => Ok(s),
+        None => Err(format!("'{text}' is too long")),
+    }
+}
+
 impl Args {
     pub fn mode(&self) -> Mode {
         if self.once {
@@ -137,5 +161,29 @@ impl Args {
         } else {
             Mode::Diagnose
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_take_units_or_plain_seconds() {
+        assert_eq!(parse_seconds("30s"), Ok(30));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("1h"), Ok(3600));
+        assert_eq!(parse_seconds("45"), Ok(45));
+        assert!(parse_seconds("0s").unwrap_err().contains("at least 1s"));
+        assert!(parse_seconds("5d").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_seconds("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        let a = Args::try_parse_from(["loco-resurrect", "--watch", "--interval", "1m"]).unwrap();
+        assert_eq!(a.interval, 60);
+        let a = Args::try_parse_from(["loco-resurrect", "--watch"]).unwrap();
+        assert_eq!(a.interval, 15, "the default");
     }
 }

@@ -197,9 +197,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Error> {
                 }
                 Step::Repair => {
                     let Some((d, apps)) = &diag else { continue };
-                    if d.verdict == Verdict::ClusterUnreachable || d.guard.refuses.is_some() {
+                    if d.verdict == Verdict::ClusterUnreachable {
                         tracing::warn!(cluster = %ctx.cluster.name, "not acting: {}", d.plan.join("; "));
                         continue;
+                    }
+                    if let Some(why) = &d.guard.refuses {
+                        if !args.force {
+                            tracing::warn!(cluster = %ctx.cluster.name, "not acting (guard): {why}");
+                            continue;
+                        }
+                        tracing::warn!(cluster = %ctx.cluster.name, "--force overrides the guard ({why}); re-applying");
                     }
                     let held = match lock::ClusterLock::take(
                         &args.database_url,
