@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, watch};
 use support::db_support::*;
 use support::*;
 
+/// Every (status, reason) the cluster's health row showed.
+type Seen = Arc<Mutex<BTreeSet<(String, Option<String>)>>>;
+
 /// A TCP proxy in front of the API server that the test can switch off: off, it refuses
 /// new connections and drops open ones, as a dead API server does.
 struct Proxy {
@@ -185,7 +188,7 @@ async fn the_watch_repairs_drift_and_never_acts_on_an_unreachable_api_server(poo
     let log_tail = || tail(log.path());
 
     // Every health the cluster's row shows while the watch runs.
-    let seen: Arc<Mutex<BTreeSet<(String, Option<String>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let poller = {
         let (pool, seen, id) = (pool.clone(), seen.clone(), t.cluster);
         tokio::spawn(async move {
@@ -210,7 +213,7 @@ async fn the_watch_repairs_drift_and_never_acts_on_an_unreachable_api_server(poo
             Some((status, r.text().await.ok()?))
         }
     };
-    let healthy_row = |seen: &Arc<Mutex<BTreeSet<(String, Option<String>)>>>| {
+    let healthy_row = |seen: &Seen| {
         seen.lock()
             .unwrap()
             .iter()
