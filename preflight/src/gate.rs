@@ -62,23 +62,22 @@ impl ListGate {
         ListGate { client, components }
     }
 
+    /// The nodes alone (one LIST): for a caller that keeps its own account of the pods
+    /// it placed since a [`ListGate::snapshot`], as the resurrector does between waves.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, Error> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::from_kube("list nodes", e))?;
+        Ok(list.items.iter().map(convert::node_info).collect())
+    }
+
     /// One LIST of each kind, converted to plain data.
     pub async fn snapshot(&self) -> Result<FixedGate, Error> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
         let pods: Api<Pod> = Api::all(self.client.clone());
         let (nodes, pods, components) = futures::try_join!(
-            async {
-                let list = nodes
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| Error::from_kube("list nodes", e))?;
-                Ok::<_, Error>(
-                    list.items
-                        .iter()
-                        .map(convert::node_info)
-                        .collect::<Vec<_>>(),
-                )
-            },
+            self.nodes(),
             async {
                 let list = pods
                     .list(&ListParams::default().fields(LIVE_PODS))

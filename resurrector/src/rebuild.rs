@@ -24,7 +24,7 @@ use loco_apply::{Applier, ApplyConfig};
 use loco_db::clusters::{self, Health};
 use loco_db::events::{self, Actor, NewEvent};
 use loco_platform::{ApplyOptions, HelmConfig, Release};
-use loco_preflight::{ComponentsState, FixedGate, ListGate, PodUsage, Purpose};
+use loco_preflight::{ComponentsState, ListGate, NodeInfo, PodUsage, Purpose};
 use loco_render::Rendered;
 
 const ACTOR: Actor = Actor::System("resurrector");
@@ -228,6 +228,21 @@ async fn rebuild(
     let mut outcomes: BTreeMap<i64, AppOutcome> = BTreeMap::new();
     let total = to_apply.len();
     let mut done = 0usize;
+    // Preflight: one LIST of the pods for the whole rebuild, then each admitted app's
+    // pods counted against the next (the controllers are still creating the previous
+    // wave's pods when the next one is weighed, so a fresh LIST per wave would miss
+    // them); the nodes are read again before each wave.
+    let gate = ListGate::new(ctx.client.clone(), None);
+    let mut pods = if waves.is_empty() {
+        Vec::new()
+    } else {
+        gate.snapshot().await.map_err(preflight_failed)?.pods
+    };
+    let rendered_of = |apps: &[&DesiredApp]| -> Vec<Rendered> {
+        apps.iter().filter_map(|a| a.rendered().cloned()).collect()
+    };
+    // The next wave's objects are read while this one writes.
+    let mut read_ahead = None;
     for (i, wave) in waves.iter().enumerate() {
         progress.step(&format!(
             "apps: wave {} of {} ({} app(s), {done} of {total} done)",
@@ -235,12 +250,22 @@ async fn rebuild(
             waves.len(),
             wave.len()
         ));
-        let admitted = preflight(&ctx.client, wave, &mut outcomes).await?;
-        let rendered: Vec<Rendered> = admitted
-            .iter()
-            .filter_map(|a| a.rendered().cloned())
-            .collect();
-        let results = applier.apply_each(&rendered).await;
+        let nodes = gate.nodes().await.map_err(preflight_failed)?;
+        let admitted = preflight(&nodes, &mut pods, wave, &mut outcomes)?;
+        let rendered = rendered_of(&admitted);
+        let read = match read_ahead.take() {
+            Some(r) => r,
+            None => applier.read_live(&rendered).await,
+        };
+        let next = waves.get(i + 1).map(|w| rendered_of(w));
+        let (results, ahead) = futures::join!(applier.apply_each_read(&rendered, read), async {
+            match &next {
+                Some(n) => Some(applier.read_live(n).await),
+                None => None,
+            }
+        });
+        read_ahead = ahead;
+        let mut audit = Vec::with_capacity(admitted.len());
         for (a, (r, err)) in admitted.iter().zip(results) {
             let written = r.written.len();
             report.objects_written += written;
@@ -251,29 +276,32 @@ async fn rebuild(
                     Some(format!("{} ({})", e, e.reason())),
                 ),
             };
-            record(
-                ctx,
-                a,
-                if err.is_none() {
-                    "app_resurrected"
-                } else {
-                    "app_resurrect_failed"
-                },
-                match &err {
-                    None => format!(
+            let (reason, text) = match &err {
+                None => (
+                    "app_resurrected",
+                    format!(
                         "loco-resurrect re-applied deployment {} ({written} objects written)",
                         a.deployment_id.unwrap_or_default()
                     ),
-                    Some(e) => format!(
+                ),
+                Some(e) => (
+                    "app_resurrect_failed",
+                    format!(
                         "loco-resurrect could not re-apply deployment {}: {}",
                         a.deployment_id.unwrap_or_default(),
                         e.reason()
                     ),
-                },
-            )
-            .await;
+                ),
+            };
+            audit.push(record(ctx, a, reason, text));
             outcomes.insert(a.app_id, outcome_of(a, outcome, written, message));
         }
+        // The wave's audit events, a few at a time (one by one would add a round trip
+        // per app to the rebuild).
+        stream::iter(audit)
+            .buffer_unordered(AUDIT_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
         done += wave.len();
     }
     report.phases.apps_seconds = t.elapsed().as_secs_f64();
@@ -429,24 +457,21 @@ pub fn waves<'a>(apps: &[&'a DesiredApp], size: usize) -> Vec<Vec<&'a DesiredApp
     out
 }
 
-/// Preflight of one wave at factor 1 (Purpose::Rebuild), on one LIST of the cluster;
-/// each admitted app's pods count against the next. Refused apps get their outcome.
-async fn preflight<'a>(
-    client: &kube::Client,
+fn preflight_failed(e: loco_preflight::Error) -> Error {
+    Error::Failed(format!(
+        "preflight could not read the cluster: {e}; the wave was not applied"
+    ))
+}
+
+/// Preflight of one wave at factor 1 (Purpose::Rebuild) on `nodes` and the `pods` the
+/// rebuild accounts for; each admitted app's pods are added to `pods`, so they count
+/// against the next app and the next wave. Refused apps get their outcome.
+fn preflight<'a>(
+    nodes: &[NodeInfo],
+    pods: &mut Vec<PodUsage>,
     wave: &[&'a DesiredApp],
     outcomes: &mut BTreeMap<i64, AppOutcome>,
 ) -> Result<Vec<&'a DesiredApp>, Error> {
-    let snap = ListGate::new(client.clone(), None)
-        .snapshot()
-        .await
-        .map_err(|e| {
-            Error::Failed(format!(
-                "preflight could not read the cluster: {e}; the wave was not applied"
-            ))
-        })?;
-    let FixedGate {
-        nodes, mut pods, ..
-    } = snap;
     let mut admitted = Vec::new();
     for a in wave {
         let Rendering::Rendered { rendered, spec } = &a.render else {
@@ -464,7 +489,7 @@ async fn preflight<'a>(
             admitted.push(*a);
             continue;
         };
-        let verdict = loco_preflight::evaluate(&nodes, &pods, &ComponentsState::NotChecked, &req)
+        let verdict = loco_preflight::evaluate(nodes, pods, &ComponentsState::NotChecked, &req)
             .map_err(|e| Error::Failed(format!("preflight of {} failed: {e}", a.name)))?;
         if !verdict.pass {
             outcomes.insert(
@@ -547,6 +572,9 @@ async fn answer_through_gateway(
         }
     }
 }
+
+/// Audit events written at once after each wave.
+const AUDIT_CONCURRENCY: usize = 8;
 
 async fn record(ctx: &Ctx, a: &DesiredApp, reason: &'static str, message: String) {
     let e = NewEvent {

@@ -13,6 +13,10 @@ use loco_render::Rendered;
 
 type Sender = UnboundedSender<Progress>;
 
+/// The live metadata of a batch of apps' objects, from [`Applier::read_live`].
+#[derive(Debug, Clone)]
+pub struct LiveRead(LiveIndex);
+
 /// How one object's write went.
 enum Outcome {
     Written { created: bool },
@@ -55,11 +59,35 @@ impl Applier {
     /// Like [`Applier::apply_many`], with each app's report and error (in input order).
     /// A failed app does not stop the others; its report says what it wrote before failing.
     pub async fn apply_each(&self, desired: &[Rendered]) -> Vec<(ApplyReport, Option<ApplyError>)> {
+        let read = self.read_live(desired).await;
+        self.apply_each_read(desired, read).await
+    }
+
+    /// What the cluster holds of `desired`'s objects (the read of [`Applier::apply_each`]),
+    /// so that a caller can read its next batch while this one writes.
+    pub async fn read_live(&self, desired: &[Rendered]) -> Result<LiveRead, ApplyError> {
+        let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
+            desired.iter().map(plan::prepare).collect();
+        let index =
+            live::read_many(&self.client, desired, &prepared, self.config.concurrency).await?;
+        Ok(LiveRead(index))
+    }
+
+    /// [`Applier::apply_each`] on a read made earlier by [`Applier::read_live`] of these
+    /// apps or of more (a superset: e.g. a whole wave, of which preflight admitted some).
+    /// A read made before others changed the cluster only matters to the create/update
+    /// count and the ownership check, which the API server repeats (SSA conflicts, the
+    /// admission policy).
+    pub async fn apply_each_read(
+        &self,
+        desired: &[Rendered],
+        read: Result<LiveRead, ApplyError>,
+    ) -> Vec<(ApplyReport, Option<ApplyError>)> {
         let prepared: Vec<Result<Vec<Prepared>, ApplyError>> =
             desired.iter().map(plan::prepare).collect();
         let c = self.config.concurrency;
-        let live = match live::read_many(&self.client, desired, &prepared, c).await {
-            Ok(l) => l,
+        let live = match read {
+            Ok(LiveRead(l)) => l,
             Err(e) => return fail_all(desired.len(), &e),
         };
         // Writes of all apps share one bound; more apps than permits are in flight so
@@ -68,7 +96,8 @@ impl Applier {
         let apps: Vec<_> = desired
             .iter()
             .zip(prepared)
-            .map(|(rendered, objects)| {
+            .enumerate()
+            .map(|(i, (rendered, objects))| {
                 let (live, permits) = (&live, &permits);
                 async move {
                     let mut report = ApplyReport::default();
@@ -79,14 +108,18 @@ impl Applier {
                         }
                         Err(e) => Err(e),
                     };
-                    (report, result.err())
+                    (i, (report, result.err()))
                 }
             })
             .collect();
-        stream::iter(apps)
-            .buffered(c.saturating_mul(4))
+        // Unordered: a slow app at the head must not hold back the start of the next
+        // ones (`buffered` counts finished-but-unyielded apps against its bound).
+        let mut done: Vec<(usize, (ApplyReport, Option<ApplyError>))> = stream::iter(apps)
+            .buffer_unordered(c.saturating_mul(4))
             .collect()
-            .await
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect()
     }
 
     /// [`Applier::apply`] that records into `report` as it goes (a failed apply still

@@ -61,6 +61,7 @@ use std::time::Duration;
 pub use compare::{AppComparison, Drift, LiveAppNamespace, ObjectState};
 pub use deploy::{DeployReport, Previous};
 pub use diagnose::{PodTrouble, PullFailure, trouble_of};
+pub use engine::LiveRead;
 pub use error::{ApplyError, DeployFailure};
 pub use hash::{ANNOTATION_APPLIED_HASH, ANNOTATION_APPLIED_SECRETS, applied_hashes};
 pub use progress::Progress;
