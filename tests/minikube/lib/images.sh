@@ -109,7 +109,9 @@ push_loco_image() {
     cp "$helm" "$root/usr/local/bin/helm"
     mkdir -p "$root/usr/share/loco/charts"
     cp -rL "$HERE/../../charts/loco" "$root/usr/share/loco/charts/loco"
-    env+=(--env LOCO_CHART_DIR=/usr/share/loco/charts/loco --env LOCO_HELM=/usr/local/bin/helm)
+    # The root filesystem is read-only in a pod: helm keeps its state under /tmp.
+    env+=(--env LOCO_CHART_DIR=/usr/share/loco/charts/loco --env LOCO_HELM=/usr/local/bin/helm
+      --env HELM_CACHE_HOME=/tmp/helm/cache --env HELM_CONFIG_HOME=/tmp/helm/config --env HELM_DATA_HOME=/tmp/helm/data)
   fi
   # Owned by root, except the home of nonroot (tar keeps the numeric owners).
   chown -R 0:0 "$root" && chown "$LOCO_IMAGE_USER:$LOCO_IMAGE_USER" "$root/home/nonroot" \
