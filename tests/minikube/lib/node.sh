@@ -122,6 +122,17 @@ up_fwd() {
     socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$sock"
 }
 
+# pod_fwd NAME PORT : pods on the real node reach the host's 127.0.0.1:PORT at
+# $NODE_IP:PORT (the node's end of the link, inside $NETNS; pods route to it and nowhere
+# else). For Postgres: loco-api's pod of the chart install test (tests/chart-install).
+up_pod_fwd() {
+  local name=$1 port=$2 sock="$RUN/fwd-$1.sock"
+  running "fwd-$name-host" || start "fwd-$name-host" "$LOGS/fwd-$name.log" \
+    socat "UNIX-LISTEN:$sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port"
+  running "fwd-$name-pods" || start_ns "fwd-$name-pods" "$LOGS/fwd-$name-pods.log" \
+    socat "TCP-LISTEN:$port,bind=$NODE_IP,fork,reuseaddr" "UNIX-CONNECT:$sock"
+}
+
 up_cgroups() {
   local h
   for h in /sys/fs/cgroup/*/; do
@@ -298,6 +309,7 @@ up_real_node() {
   up_fwd apiserver "$APISERVER_PORT"
   up_fwd registry "$REGISTRY_PORT"
   up_fwd registry-auth "$REGISTRY_AUTH_PORT"
+  up_pod_fwd postgres "$POSTGRES_PORT"
   up_containerd
   up_kubelet
   up_kube_proxy
@@ -337,5 +349,6 @@ down_real_node() {
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(findmnt -rn -o TARGET | grep "^$NODE_DIR/" | sort -r || true)
   local f
   for f in apiserver registry registry-auth; do stop "fwd-$f-node"; stop "fwd-$f-host"; rm -f "$RUN/fwd-$f.sock"; done
+  stop fwd-postgres-pods; stop fwd-postgres-host; rm -f "$RUN/fwd-postgres.sock"
   down_node_net
 }
