@@ -113,24 +113,16 @@ down_node_net() {
   say "removed network namespace $NETNS and its link $HOST_VETH (routes to $POD_CIDR, $SERVICE_CIDR)"
 }
 
-# fwd NAME PORT : 127.0.0.1:PORT inside the node's namespace reaches 127.0.0.1:PORT on the host.
+# fwd NAME PORT [BIND SIDE] : BIND:PORT inside the node's namespace (127.0.0.1 by default,
+# for the node's own processes) reaches 127.0.0.1:PORT on the host. With BIND $NODE_IP
+# (the node's end of the link, SIDE "pods") pods on the real node reach it too, and
+# nothing else does: for Postgres, loco-api's pod of tests/chart-install.
 up_fwd() {
-  local name=$1 port=$2 sock="$RUN/fwd-$1.sock"
+  local name=$1 port=$2 bind=${3:-127.0.0.1} side=${4:-node} sock="$RUN/fwd-$1.sock"
   running "fwd-$name-host" || start "fwd-$name-host" "$LOGS/fwd-$name.log" \
     socat "UNIX-LISTEN:$sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port"
-  running "fwd-$name-node" || start_ns "fwd-$name-node" "$LOGS/fwd-$name-node.log" \
-    socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$sock"
-}
-
-# pod_fwd NAME PORT : pods on the real node reach the host's 127.0.0.1:PORT at
-# $NODE_IP:PORT (the node's end of the link, inside $NETNS; pods route to it and nowhere
-# else). For Postgres: loco-api's pod of the chart install test (tests/chart-install).
-up_pod_fwd() {
-  local name=$1 port=$2 sock="$RUN/fwd-$1.sock"
-  running "fwd-$name-host" || start "fwd-$name-host" "$LOGS/fwd-$name.log" \
-    socat "UNIX-LISTEN:$sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port"
-  running "fwd-$name-pods" || start_ns "fwd-$name-pods" "$LOGS/fwd-$name-pods.log" \
-    socat "TCP-LISTEN:$port,bind=$NODE_IP,fork,reuseaddr" "UNIX-CONNECT:$sock"
+  running "fwd-$name-$side" || start_ns "fwd-$name-$side" "$LOGS/fwd-$name-$side.log" \
+    socat "TCP-LISTEN:$port,bind=$bind,fork,reuseaddr" "UNIX-CONNECT:$sock"
 }
 
 up_cgroups() {
@@ -309,7 +301,7 @@ up_real_node() {
   up_fwd apiserver "$APISERVER_PORT"
   up_fwd registry "$REGISTRY_PORT"
   up_fwd registry-auth "$REGISTRY_AUTH_PORT"
-  up_pod_fwd postgres "$POSTGRES_PORT"
+  up_fwd postgres "$POSTGRES_PORT" "$NODE_IP" pods
   up_containerd
   up_kubelet
   up_kube_proxy
