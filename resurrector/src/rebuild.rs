@@ -233,10 +233,11 @@ async fn rebuild(
     // wave's pods when the next one is weighed, so a fresh LIST per wave would miss
     // them); the nodes are read again before each wave.
     let gate = ListGate::new(ctx.client.clone(), None);
-    let mut pods = if waves.is_empty() {
-        Vec::new()
+    let (mut first_nodes, mut pods) = if waves.is_empty() {
+        (None, Vec::new())
     } else {
-        gate.snapshot().await.map_err(preflight_failed)?.pods
+        let snap = gate.snapshot().await.map_err(preflight_failed)?;
+        (Some(snap.nodes), snap.pods)
     };
     let rendered_of = |apps: &[&DesiredApp]| -> Vec<Rendered> {
         apps.iter().filter_map(|a| a.rendered().cloned()).collect()
@@ -250,7 +251,11 @@ async fn rebuild(
             waves.len(),
             wave.len()
         ));
-        let nodes = gate.nodes().await.map_err(preflight_failed)?;
+        // The first wave uses the snapshot's nodes; later ones read them again.
+        let nodes = match first_nodes.take() {
+            Some(n) => n,
+            None => gate.nodes().await.map_err(preflight_failed)?,
+        };
         let admitted = preflight(&nodes, &mut pods, wave, &mut outcomes)?;
         let rendered = rendered_of(&admitted);
         let read = match read_ahead.take() {
