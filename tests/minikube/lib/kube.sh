@@ -247,57 +247,19 @@ EOF2
   say "$NODES kwok nodes Ready ($NODE_CPU CPU / $NODE_MEMORY each)"
 }
 
-# gateway_api_dir : the directory of the Gateway API CRDs loco pins (exactly one version).
-gateway_api_dir() {
-  local d; d=$(cd "$HERE/../.." && pwd)/core-api/platform/gateway-api
-  # shellcheck disable=SC2012
-  ls -d "$d"/v*/ 2>/dev/null | sed 's:/$::' | sort -V | tail -n1
-}
-
-up_gateway() {
-  # The CRDs loco pins and ships (core-api/platform/gateway-api/<version>, the one place
-  # their version is set), so the bed runs what the product installs.
-  local gw; gw=$(gateway_api_dir)
-  [ -d "$gw" ] || die "the pinned Gateway API CRDs are missing (core-api/platform/gateway-api/)"
-  local f files=()
-  for f in "$gw"/gateway.networking.k8s.io_*.yaml; do files+=(-f "$f"); done
-  kubectl apply --server-side --force-conflicts --field-manager loco-stack "${files[@]}" >/dev/null \
-    || die "installing the Gateway API CRDs failed"
-  kubectl wait --for condition=Established --timeout=60s crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io >/dev/null \
-    || die "the Gateway API CRDs did not become Established"
-  # GatewayClass.spec.controllerName is immutable: a class made for another controller
-  # (before Traefik served it) is replaced.
-  local ctl; ctl=$(kubectl get gatewayclass loco -o jsonpath='{.spec.controllerName}' 2>/dev/null || true)
-  if [ -n "$ctl" ] && [ "$ctl" != traefik.io/gateway-controller ]; then
-    kubectl delete gatewayclass loco --wait=true >/dev/null || die "replacing GatewayClass loco (controller $ctl) failed"
-  fi
-  # Traefik maps a listener to the entryPoint listening on the listener's port number, so
-  # the listeners carry the stack's loopback ports.
-  sed -e "s/port: 80\$/port: $GATEWAY_HTTP_PORT/" -e "s/port: 443\$/port: $GATEWAY_HTTPS_PORT/" "$HERE/manifests/gateway.yaml" |
-    kubectl apply --server-side --force-conflicts --field-manager loco-stack -f - >/dev/null \
-    || die "creating the loco Gateway failed"
-  if ! kubectl -n loco-system get secret loco-gateway-tls >/dev/null 2>&1; then
-    local t; t=$(mktemp -d)
-    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=*.loco.test" \
-      -addext "subjectAltName=DNS:*.loco.test" -keyout "$t/tls.key" -out "$t/tls.crt" 2>/dev/null
-    kubectl -n loco-system create secret tls loco-gateway-tls --cert "$t/tls.crt" --key "$t/tls.key" >/dev/null
-    rm -rf "$t"
-  fi
-  say "Gateway API $(basename "$gw") CRDs, GatewayClass loco and Gateway loco-system/loco installed"
-}
-
 gateway_programmed() {
   [ "$(kubectl -n loco-system get gateway loco -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}' 2>/dev/null)" = True ]
 }
 
 # Traefik, a host process serving Gateway loco-system/loco on loopback ports, with its
 # own client certificate and a least-privilege ClusterRole (manifests/traefik-rbac.yaml).
+# It starts serving nothing: the Gateway is the platform layer's (lib/platform.sh), and
+# `stack platform` waits for Traefik to program it.
 up_traefik() {
   kubectl apply --server-side --force-conflicts --field-manager loco-stack -f "$HERE/manifests/traefik-rbac.yaml" >/dev/null \
     || die "applying manifests/traefik-rbac.yaml failed"
   start_traefik
-  wait_for traefik "$LOGS/traefik.log" 60 gateway_programmed
-  say "Traefik $TRAEFIK_VERSION serves Gateway loco-system/loco on http://127.0.0.1:$GATEWAY_HTTP_PORT and https://127.0.0.1:$GATEWAY_HTTPS_PORT"
+  say "Traefik $TRAEFIK_VERSION runs on http://127.0.0.1:$GATEWAY_HTTP_PORT and https://127.0.0.1:$GATEWAY_HTTPS_PORT (it serves the Gateway loco-system/loco once the platform layer is applied)"
 }
 
 start_traefik() {
@@ -325,7 +287,6 @@ up_kubernetes() {
     KUBECONFIG_USE=$LOCO_TEST_KUBECONFIG
     kubectl version >/dev/null 2>&1 || die "the cluster of LOCO_TEST_KUBECONFIG=$LOCO_TEST_KUBECONFIG is not reachable (kubectl version failed)"
     say "using the cluster of LOCO_TEST_KUBECONFIG=$LOCO_TEST_KUBECONFIG"
-    up_gateway
     return 0
   fi
   make_certs
@@ -336,7 +297,6 @@ up_kubernetes() {
   up_controllers
   up_kwok
   up_nodes
-  up_gateway
   up_traefik
 }
 

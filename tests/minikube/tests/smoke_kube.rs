@@ -221,3 +221,73 @@ async fn gateway_api_crds_validate_http_routes() {
     }
     delete_namespace(&client, &ns).await;
 }
+
+/// The field managers of an object's spec (`Apply`/`Update` entries, status excluded).
+fn spec_managers(obj: &DynamicObject) -> Vec<(String, String)> {
+    obj.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref() != Some("status"))
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_beds_platform_layer_is_applied_by_loco_not_by_the_bed() {
+    // `stack platform` (the last step of `stack up`) runs `loco-api platform apply
+    // --no-chart`: the CRDs, GatewayClass and Gateway are written by loco's field manager
+    // with server-side apply, and by nothing of the bed's own (field manager loco-stack).
+    let Some(client) = client().await else { return };
+    let gw_api = |kind: &str, ns: Option<&str>| {
+        let r = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "gateway.networking.k8s.io",
+            "v1",
+            kind,
+        ));
+        match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &r),
+            None => Api::<DynamicObject>::all_with(client.clone(), &r),
+        }
+    };
+    let crd = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+    ));
+    let objects = [
+        (
+            "CRD gateways.gateway.networking.k8s.io",
+            Api::<DynamicObject>::all_with(client.clone(), &crd)
+                .get("gateways.gateway.networking.k8s.io")
+                .await,
+        ),
+        (
+            "GatewayClass loco",
+            gw_api("GatewayClass", None).get("loco").await,
+        ),
+        (
+            "Gateway loco-system/loco",
+            gw_api("Gateway", Some("loco-system")).get("loco").await,
+        ),
+    ];
+    for (what, obj) in objects {
+        let obj = obj.unwrap_or_else(|e| {
+            panic!("{what} is missing ({e}): run tests/minikube/stack platform")
+        });
+        let managers = spec_managers(&obj);
+        assert!(
+            managers.iter().any(|(m, op)| m == "loco" && op == "Apply"),
+            "{what} was not applied by loco: managers {managers:?}"
+        );
+        assert!(
+            managers.iter().all(|(m, _)| m == "loco"),
+            "{what} is also written by something other than loco: {managers:?}"
+        );
+    }
+}
