@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt as _, stream};
 use serde::Serialize;
 
+mod admit;
+
+use admit::{preflight, preflight_failed, waves};
+
 use super::Ctx;
 use super::desired::{AppRef, DesiredApp, Rendering};
 use super::diagnosis::{AppDiagnosis, Diagnosis, Verdict};
@@ -24,7 +28,7 @@ use loco_apply::{Applier, ApplyConfig};
 use loco_db::clusters::{self, Health};
 use loco_db::events::{self, Actor, NewEvent};
 use loco_platform::{ApplyOptions, HelmConfig, Release};
-use loco_preflight::{ComponentsState, ListGate, NodeInfo, PodUsage, Purpose};
+use loco_preflight::ListGate;
 use loco_render::Rendered;
 
 const ACTOR: Actor = Actor::System("resurrector");
@@ -439,88 +443,6 @@ fn outcome_of(
         answer_status: None,
         message,
     }
-}
-
-/// Whole workspaces per wave, at most `size` apps (a workspace larger than `size` is a
-/// wave of its own), in the database's order.
-pub fn waves<'a>(apps: &[&'a DesiredApp], size: usize) -> Vec<Vec<&'a DesiredApp>> {
-    let size = size.max(1);
-    let mut by_ws: Vec<Vec<&'a DesiredApp>> = Vec::new();
-    for a in apps {
-        match by_ws.last_mut() {
-            Some(w) if w.first().is_some_and(|f| f.workspace_id == a.workspace_id) => w.push(a),
-            _ => by_ws.push(vec![a]),
-        }
-    }
-    let mut out: Vec<Vec<&'a DesiredApp>> = Vec::new();
-    for ws in by_ws {
-        match out.last_mut() {
-            Some(w) if w.len() + ws.len() <= size => w.extend(ws),
-            _ => out.push(ws),
-        }
-    }
-    out
-}
-
-fn preflight_failed(e: loco_preflight::Error) -> Error {
-    Error::Failed(format!(
-        "preflight could not read the cluster: {e}; the wave was not applied"
-    ))
-}
-
-/// Preflight of one wave at factor 1 (Purpose::Rebuild) on `nodes` and the `pods` the
-/// rebuild accounts for; each admitted app's pods are added to `pods`, so they count
-/// against the next app and the next wave. Refused apps get their outcome.
-fn preflight<'a>(
-    nodes: &[NodeInfo],
-    pods: &mut Vec<PodUsage>,
-    wave: &[&'a DesiredApp],
-    outcomes: &mut BTreeMap<i64, AppOutcome>,
-) -> Result<Vec<&'a DesiredApp>, Error> {
-    let mut admitted = Vec::new();
-    for a in wave {
-        let Rendering::Rendered { rendered, spec } = &a.render else {
-            continue;
-        };
-        let max = spec.autoscaling.as_ref().map(|_| spec.replicas.max);
-        let Some(req) = loco_deploy::gate::request_for_change(
-            rendered,
-            Some(rendered),
-            Purpose::Rebuild,
-            max,
-            None,
-            spec.profile.as_deref(),
-        ) else {
-            admitted.push(*a);
-            continue;
-        };
-        let verdict = loco_preflight::evaluate(nodes, pods, &ComponentsState::NotChecked, &req)
-            .map_err(|e| Error::Failed(format!("preflight of {} failed: {e}", a.name)))?;
-        if !verdict.pass {
-            outcomes.insert(
-                a.app_id,
-                outcome_of(
-                    a,
-                    Outcome::PreflightRefused,
-                    0,
-                    Some(loco_deploy::gate::summary(&verdict)),
-                ),
-            );
-            continue;
-        }
-        for n in &verdict.nodes {
-            for i in 0..n.placed {
-                pods.push(PodUsage::on(
-                    &n.name,
-                    &format!("rebuild-{}-{i}", a.app_id),
-                    verdict.per_replica.cpu_millis,
-                    verdict.per_replica.memory_bytes,
-                ));
-            }
-        }
-        admitted.push(*a);
-    }
-    Ok(admitted)
 }
 
 /// A new token for loco-api's ServiceAccount (the platform layer just re-created it),

@@ -187,21 +187,19 @@ mod tests {
         );
         let v = loco_spec::validate(&src, "loco.toml", &Default::default()).unwrap();
         loco_render::render(&RenderInput {
-            org_id: 1,
-            workspace_id: 2,
-            app_id: 3,
             deployment_id: 4,
             template_deployment_id: 4,
             revision_id: 5,
-            spec: v.spec,
-            image: format!("registry.example/{image}@sha256:{}", "a".repeat(64)),
             replicas: Some(replicas),
             asleep,
-            env: v.env_values,
-            checksum_key: Default::default(),
-            pull_secret: None,
-            workspace_apps: vec![],
-            settings: Default::default(),
+            ..RenderInput::export(
+                1,
+                2,
+                3,
+                v.spec,
+                v.env_values,
+                format!("registry.example/{image}@sha256:{}", "a".repeat(64)),
+            )
         })
         .unwrap()
     }

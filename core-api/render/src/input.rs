@@ -50,6 +50,39 @@ pub struct RenderInput {
     pub settings: RenderSettings,
 }
 
+impl RenderInput {
+    /// An app's render outside any deployment (an export, a fixture): deployment and
+    /// revision 0, the spec's replica count, awake, no pull secret, no siblings, the
+    /// default settings and an empty checksum key. Set the fields a caller knows with
+    /// struct update syntax.
+    pub fn export(
+        org_id: i64,
+        workspace_id: i64,
+        app_id: i64,
+        spec: ResolvedSpec,
+        env: EnvValues,
+        image: String,
+    ) -> Self {
+        RenderInput {
+            org_id,
+            workspace_id,
+            app_id,
+            deployment_id: 0,
+            template_deployment_id: 0,
+            revision_id: 0,
+            spec,
+            image,
+            replicas: None,
+            asleep: false,
+            env,
+            checksum_key: ChecksumKey::default(),
+            pull_secret: None,
+            workspace_apps: Vec::new(),
+            settings: RenderSettings::default(),
+        }
+    }
+}
+
 /// Another app of the workspace, as the in-cluster URL `http://{service}.{namespace}.svc:{port}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SiblingApp {

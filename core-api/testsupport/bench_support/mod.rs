@@ -32,21 +32,17 @@ pub fn render_apps(workspace_id: i64, n: i64) -> Vec<Rendered> {
             let v = loco_spec::validate(&spec_source(app_id), "loco.toml", &Default::default())
                 .expect("bench spec");
             loco_render::render(&RenderInput {
-                org_id: 1,
-                workspace_id,
-                app_id,
                 deployment_id: 1,
                 template_deployment_id: 1,
                 revision_id: 1,
-                spec: v.spec,
-                image: format!("registry.deploy-app.com/o1/bench:1.0.0@{DIGEST}"),
-                replicas: None,
-                asleep: false,
-                env: v.env_values,
-                checksum_key: Default::default(),
-                pull_secret: None,
-                workspace_apps: vec![],
-                settings: Default::default(),
+                ..RenderInput::export(
+                    1,
+                    workspace_id,
+                    app_id,
+                    v.spec,
+                    v.env_values,
+                    format!("registry.deploy-app.com/o1/bench:1.0.0@{DIGEST}"),
+                )
             })
             .expect("render")
         })
