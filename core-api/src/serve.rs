@@ -25,6 +25,11 @@ pub struct ServeArgs {
     pub rate_limits: crate::flags::ratelimit::RateLimitArgs,
     #[command(flatten)]
     pub deploy: crate::flags::deploy::DeployArgs,
+    /// Seconds between SIGTERM and closing the listener: /readyz answers 503 while the API
+    /// still serves, so a Service stops sending connections before the pod stops taking
+    /// them. Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "LOCO_API_SHUTDOWN_DELAY", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_delay_seconds: u64,
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
@@ -74,7 +79,12 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let app = loco_http::router(ctx).merge(ops::router(metrics, ready.clone()));
     ready.set(true);
     tracing::info!(%addr, workers = a.deploy.deploy_workers, "loco-api listening");
-    ops::serve(listener, app, ops::shutdown_signal()).await?;
+    let drain = ops::drain(
+        ops::shutdown_signal(),
+        ready.clone(),
+        std::time::Duration::from_secs(a.shutdown_delay_seconds),
+    );
+    ops::serve(listener, app, drain).await?;
     let _ = stop.send(true);
     if let Some(w) = workers {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), w).await;

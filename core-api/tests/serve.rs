@@ -52,7 +52,16 @@ fn listening_addr(child: &mut Child) -> String {
 #[tokio::test]
 async fn serve_exposes_ops_endpoints_and_stops_on_sigterm() {
     let Some(db) = database_url() else { return };
-    let mut child = loco_api(&["serve", "--listen", "127.0.0.1:0"], &db);
+    let mut child = loco_api(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-delay-seconds",
+            "2",
+        ],
+        &db,
+    );
     let addr = listening_addr(&mut child);
     let http = reqwest::Client::new();
 
@@ -84,6 +93,14 @@ async fn serve_exposes_ops_endpoints_and_stops_on_sigterm() {
     let pid = child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
+    // The drain: not ready, but still answering, so a Service can let go of the pod first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let draining = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("loco-api still answers while it drains");
+    assert_eq!(draining.status(), 503, "not ready once SIGTERM arrived");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -1,9 +1,11 @@
 //! The operational HTTP surface every loco process serves: `/metrics`, `/healthz`,
-//! `/readyz`, and graceful shutdown on SIGTERM or Ctrl-C.
+//! `/readyz`, and graceful shutdown on SIGTERM or Ctrl-C (with a drain: not ready first,
+//! still serving, so a Service's endpoints forget the pod before it stops answering).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -128,4 +130,81 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight work");
+}
+
+/// Resolves `delay` after `signal`: at the signal `/readyz` turns 503 while the server
+/// keeps answering, so Kubernetes takes the pod out of its Service's endpoints (and every
+/// node's proxy rules) before the listener closes. Without it a rolling update leaves a
+/// window in which a Service still sends connections to a pod that no longer accepts them.
+pub async fn drain(
+    signal: impl std::future::Future<Output = ()>,
+    ready: Readiness,
+    delay: Duration,
+) {
+    signal.await;
+    ready.set(false);
+    tracing::info!(
+        delay_seconds = delay.as_secs_f64(),
+        "not ready; serving on while the Service's endpoints drop this pod"
+    );
+    tokio::time::sleep(delay).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_draining_server_answers_not_ready_until_the_delay_ends() {
+        let ready = Readiness::default();
+        ready.set(true);
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let app = router(Metrics::new("test"), ready.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            let _ = rx.await;
+        };
+        let delay = Duration::from_millis(800);
+        let server = tokio::spawn(serve(listener, app, drain(signal, ready.clone(), delay)));
+        assert!(
+            get(addr, "/readyz")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        let stopped_at = std::time::Instant::now();
+        tx.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let during = get(addr, "/readyz")
+            .await
+            .expect("still answering while draining");
+        assert!(during.starts_with("HTTP/1.1 503"), "{during}");
+        assert!(
+            get(addr, "/healthz")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        server.await.unwrap().unwrap();
+        assert!(
+            stopped_at.elapsed() >= delay,
+            "stopped before the drain delay"
+        );
+        assert!(
+            get(addr, "/readyz").await.is_err(),
+            "still listening after the drain"
+        );
+    }
 }

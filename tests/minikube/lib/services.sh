@@ -13,7 +13,8 @@ pg_bindir() {
 }
 
 # Run Postgres tools as the postgres user when we are root (Postgres refuses root).
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# From /: the postgres user may not enter the caller's directory (a private mktemp clone).
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 pg_ready() { as_pg "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT"; }
 
