@@ -414,7 +414,7 @@ mod tests {
         assert!(e.to_string().contains("gateway.httpPort"), "{e}");
         let e = validate_values(&chart, &json!({"gatewy": {}})).unwrap_err();
         assert!(e.to_string().contains("gatewy"), "{e}");
-        assert_eq!(loco_platform::chart_version(&chart).unwrap(), "0.1.0");
+        assert_eq!(loco_platform::chart_version(&chart).unwrap(), "0.1.1");
     }
 
     #[test]

@@ -52,6 +52,21 @@ pub enum PlatformError {
     #[error("helm could not be run ({cause}): install helm 3 on PATH or set --helm (LOCO_HELM)")]
     HelmMissing { cause: String },
 
+    #[error(
+        "the chart's pods need Secrets that {namespace} does not hold: {}. They are the operator's and not in Postgres, so a deleted namespace or a wiped cluster loses them. Create them (e.g. `{hint}`), then apply again; nothing was changed",
+        .missing.join("; ")
+    )]
+    SecretsMissing {
+        namespace: String,
+        missing: Vec<String>,
+        hint: String,
+    },
+
+    #[error(
+        "helm template failed (exit {code}): {summary}. Fix the recorded values with `loco-api platform set-values`"
+    )]
+    Template { code: i32, summary: String },
+
     #[error("helm upgrade --install failed (exit {code}) and rolled back (--atomic): {summary}")]
     Helm { code: i32, summary: String },
 
@@ -71,6 +86,8 @@ impl PlatformError {
             Self::ChartVersion { .. } => "chart_version_differs",
             Self::ChartMissing { .. } => "chart_missing",
             Self::HelmMissing { .. } => "helm_missing",
+            Self::SecretsMissing { .. } => "platform_secrets_missing",
+            Self::Template { .. } => "chart_render_failed",
             Self::Helm { .. } => "helm_failed",
             Self::Io(_) => "io_error",
         }

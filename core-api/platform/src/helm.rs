@@ -52,6 +52,27 @@ pub struct HelmOutcome {
     pub summary: String,
 }
 
+/// The chart's manifests for `values` (`helm template`; no cluster is asked), to see
+/// what the release needs before it is installed.
+pub(crate) async fn template(
+    cfg: &HelmConfig,
+    namespace: &str,
+    chart_version: &str,
+    values: &serde_json::Value,
+) -> Result<String, PlatformError> {
+    let run = Run::new(cfg, chart_version, values, None)?;
+    let mut cmd = run.command(cfg, "template");
+    cmd.args(["--namespace", namespace]);
+    let out = output(cmd, cfg).await?;
+    if !out.status.success() {
+        return Err(PlatformError::Template {
+            code: out.status.code().unwrap_or(-1),
+            summary: last_line(&out.stderr),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Installs or upgrades the release to `chart_version` with `values`.
 pub async fn upgrade_install(
     cfg: &HelmConfig,
@@ -61,60 +82,24 @@ pub async fn upgrade_install(
     values: &serde_json::Value,
     dry_run: bool,
 ) -> Result<HelmOutcome, PlatformError> {
-    let found = self::chart_version(&cfg.chart_dir)?;
-    if found != chart_version {
-        return Err(PlatformError::ChartVersion {
-            dir: cfg.chart_dir.clone(),
-            found,
-            recorded: chart_version.to_owned(),
-        });
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("loco-platform-")
-        .tempdir()
-        .map_err(|e| PlatformError::Io(e.to_string()))?;
-    let kc = private_file(dir.path(), "kubeconfig", kubeconfig.expose().as_bytes())?;
-    let vals = private_file(
-        dir.path(),
-        "values.json",
-        serde_json::to_string(values)
-            .map_err(|e| PlatformError::Io(e.to_string()))?
-            .as_bytes(),
-    )?;
-    let mut cmd = Command::new(&cfg.helm);
-    cmd.args(["upgrade", "--install", RELEASE])
-        .arg(&cfg.chart_dir)
-        .args(["--namespace", namespace, "--kubeconfig"])
-        .arg(&kc)
-        .arg("-f")
-        .arg(&vals)
-        .args(["--timeout", &format!("{}s", cfg.timeout.as_secs().max(1))])
-        .env_remove("KUBECONFIG")
-        .env("HELM_CACHE_HOME", dir.path().join("cache"))
-        .env("HELM_CONFIG_HOME", dir.path().join("config"))
-        .env("HELM_DATA_HOME", dir.path().join("data"))
-        .kill_on_drop(true);
+    let run = Run::new(cfg, chart_version, values, Some(kubeconfig))?;
+    let mut cmd = run.command(cfg, "upgrade");
+    cmd.arg("--install")
+        .args(["--namespace", namespace])
+        .args(["--timeout", &format!("{}s", cfg.timeout.as_secs().max(1))]);
     if dry_run {
         cmd.arg("--dry-run=server");
     } else {
         cmd.args(["--atomic", "--wait"]);
     }
-    let out = cmd.output().await.map_err(|e| PlatformError::HelmMissing {
-        cause: format!("{}: {e}", cfg.helm.display()),
-    })?;
+    let out = output(cmd, cfg).await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         tracing::warn!(stderr = %stderr, "helm upgrade --install failed");
         return Err(PlatformError::Helm {
             code: out.status.code().unwrap_or(-1),
-            summary: stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output")
-                .trim_start_matches("Error: ")
-                .to_owned(),
+            summary: last_line(&out.stderr),
         });
     }
     let summary = stdout
@@ -128,6 +113,87 @@ pub async fn upgrade_install(
         chart_version: chart_version.to_owned(),
         summary,
     })
+}
+
+/// One helm call's private files: the values and (for calls that reach the cluster) the
+/// kubeconfig, in a directory removed when the call ends.
+struct Run {
+    dir: tempfile::TempDir,
+    values: PathBuf,
+    kubeconfig: Option<PathBuf>,
+}
+
+impl Run {
+    fn new(
+        cfg: &HelmConfig,
+        chart_version: &str,
+        values: &serde_json::Value,
+        kubeconfig: Option<&Secret>,
+    ) -> Result<Run, PlatformError> {
+        let found = self::chart_version(&cfg.chart_dir)?;
+        if found != chart_version {
+            return Err(PlatformError::ChartVersion {
+                dir: cfg.chart_dir.clone(),
+                found,
+                recorded: chart_version.to_owned(),
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("loco-platform-")
+            .tempdir()
+            .map_err(|e| PlatformError::Io(e.to_string()))?;
+        let kubeconfig = kubeconfig
+            .map(|k| private_file(dir.path(), "kubeconfig", k.expose().as_bytes()))
+            .transpose()?;
+        let values = private_file(
+            dir.path(),
+            "values.json",
+            serde_json::to_string(values)
+                .map_err(|e| PlatformError::Io(e.to_string()))?
+                .as_bytes(),
+        )?;
+        Ok(Run {
+            dir,
+            values,
+            kubeconfig,
+        })
+    }
+
+    /// `helm VERB loco CHART -f values [--kubeconfig F]`, with helm's homes in the private
+    /// directory and no KUBECONFIG from the caller's environment.
+    fn command(&self, cfg: &HelmConfig, verb: &str) -> Command {
+        let mut cmd = Command::new(&cfg.helm);
+        cmd.args([verb, RELEASE])
+            .arg(&cfg.chart_dir)
+            .arg("-f")
+            .arg(&self.values)
+            .env_remove("KUBECONFIG")
+            .env("HELM_CACHE_HOME", self.dir.path().join("cache"))
+            .env("HELM_CONFIG_HOME", self.dir.path().join("config"))
+            .env("HELM_DATA_HOME", self.dir.path().join("data"))
+            .kill_on_drop(true);
+        if let Some(kc) = &self.kubeconfig {
+            cmd.arg("--kubeconfig").arg(kc);
+        }
+        cmd
+    }
+}
+
+async fn output(mut cmd: Command, cfg: &HelmConfig) -> Result<std::process::Output, PlatformError> {
+    cmd.output().await.map_err(|e| PlatformError::HelmMissing {
+        cause: format!("{}: {e}", cfg.helm.display()),
+    })
+}
+
+/// helm's error: its last non-empty line, without the "Error: " prefix.
+fn last_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim_start_matches("Error: ")
+        .to_owned()
 }
 
 fn private_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, PlatformError> {

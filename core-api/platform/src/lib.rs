@@ -13,6 +13,7 @@ mod error;
 mod gateway;
 mod helm;
 mod identity;
+mod secret_refs;
 mod ssa;
 
 use std::time::{Duration, Instant};
@@ -77,6 +78,8 @@ pub struct Report {
 
 /// Applies the platform layer: CRDs, then the Gateway, then the chart (when `opts.helm`
 /// is set; without it, loco-api's identity). Stops at the first failure, having changed only the phases before it.
+/// With the chart, first renders it and refuses, changing nothing, when the Secrets its
+/// pods need are missing from the namespace.
 pub async fn apply(
     client: &kube::Client,
     kubeconfig: &Secret,
@@ -84,6 +87,17 @@ pub async fn apply(
     opts: &ApplyOptions,
 ) -> Result<Report, PlatformError> {
     let gateway_values = GatewayValues::from_values(&release.values)?;
+    if let Some(cfg) = &opts.helm {
+        let manifests = helm::template(
+            cfg,
+            &gateway_values.namespace,
+            &release.chart_version,
+            &release.values,
+        )
+        .await?;
+        let needed = secret_refs::referenced(&manifests)?;
+        secret_refs::check(client, &gateway_values.namespace, &needed).await?;
+    }
     let t = Instant::now();
     let crds = crds::apply(client, opts.dry_run, opts.crd_deadline).await?;
     let seconds_crds = t.elapsed().as_secs_f64();
