@@ -100,6 +100,7 @@ async fn crds_upgrade_from_the_previous_minor_then_the_gateway_serves() {
     // 1. The cluster on the previous minor (as an older loco or the bed would have left it).
     let old_params = PatchParams::apply("loco-test-previous").force();
     let mut old_versions = Vec::new();
+    let mut old_names = Vec::new();
     for entry in std::fs::read_dir(&previous).unwrap() {
         let path = entry.unwrap().path();
         let crd: CustomResourceDefinition =
@@ -112,6 +113,7 @@ async fn crds_upgrade_from_the_previous_minor_then_the_gateway_serves() {
         crds.patch(&name, &old_params, &Patch::Apply(&crd))
             .await
             .unwrap();
+        old_names.push(name);
     }
     assert!(
         old_versions.iter().all(|v| v != GATEWAY_API_VERSION),
@@ -227,6 +229,36 @@ async fn crds_upgrade_from_the_previous_minor_then_the_gateway_serves() {
         "{e}"
     );
 
+    // The older installation lets go: applying nothing as its manager drops its claim on
+    // the fields loco shares, and removes the old-only ones (as an operator would after
+    // handing the CRDs to loco).
+    for name in old_names {
+        let empty = serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+        });
+        crds.patch(
+            &name,
+            &PatchParams::apply("loco-test-previous"),
+            &Patch::Apply(&empty),
+        )
+        .await
+        .unwrap();
+        let crd = crds.get(&name).await.unwrap();
+        let managers: Vec<_> = crd
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.manager)
+            .collect();
+        assert!(
+            !managers.iter().any(|m| m == "loco-test-previous"),
+            "{name}: {managers:?}"
+        );
+        assert!(managers.iter().any(|m| m == "loco"), "{name}: {managers:?}");
+    }
     // Clean up what this test made (the CRDs stay: they are the bed's, now pinned).
     gvk_api(&client, "GatewayClass", "gatewayclasses", None)
         .delete(&format!("platform-test-{u}"), &DeleteParams::default())
