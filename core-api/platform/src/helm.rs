@@ -1,6 +1,6 @@
 //! The Helm release of charts/loco: `helm upgrade --install --atomic` with the recorded
 //! values, against the cluster's kubeconfig. helm reads both from files: they are written
-//! to a private temporary directory (mode 700, files 600) that is removed when the call
+//! to a private temporary directory (mode 700, files 600) that is removed when the apply
 //! ends; the values hold no secret (they name existing Secrets).
 
 use std::io::Write as _;
@@ -52,83 +52,25 @@ pub struct HelmOutcome {
     pub summary: String,
 }
 
-/// The chart's manifests for `values` (`helm template`; no cluster is asked), to see
-/// what the release needs before it is installed.
-pub(crate) async fn template(
-    cfg: &HelmConfig,
-    namespace: &str,
-    chart_version: &str,
-    values: &serde_json::Value,
-) -> Result<String, PlatformError> {
-    let run = Run::new(cfg, chart_version, values, None)?;
-    let mut cmd = run.command(cfg, "template");
-    cmd.args(["--namespace", namespace]);
-    let out = output(cmd, cfg).await?;
-    if !out.status.success() {
-        return Err(PlatformError::Template {
-            code: out.status.code().unwrap_or(-1),
-            summary: last_line(&out.stderr),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Installs or upgrades the release to `chart_version` with `values`.
-pub async fn upgrade_install(
-    cfg: &HelmConfig,
-    kubeconfig: &Secret,
-    namespace: &str,
-    chart_version: &str,
-    values: &serde_json::Value,
-    dry_run: bool,
-) -> Result<HelmOutcome, PlatformError> {
-    let run = Run::new(cfg, chart_version, values, Some(kubeconfig))?;
-    let mut cmd = run.command(cfg, "upgrade");
-    cmd.arg("--install")
-        .args(["--namespace", namespace])
-        .args(["--timeout", &format!("{}s", cfg.timeout.as_secs().max(1))]);
-    if dry_run {
-        cmd.arg("--dry-run=server");
-    } else {
-        cmd.args(["--atomic", "--wait"]);
-    }
-    let out = output(cmd, cfg).await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        tracing::warn!(stderr = %stderr, "helm upgrade --install failed");
-        return Err(PlatformError::Helm {
-            code: out.status.code().unwrap_or(-1),
-            summary: last_line(&out.stderr),
-        });
-    }
-    let summary = stdout
-        .lines()
-        .filter(|l| l.starts_with("STATUS:") || l.starts_with("REVISION:"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(HelmOutcome {
-        release: RELEASE.to_owned(),
-        namespace: namespace.to_owned(),
-        chart_version: chart_version.to_owned(),
-        summary,
-    })
-}
-
-/// One helm call's private files: the values and (for calls that reach the cluster) the
-/// kubeconfig, in a directory removed when the call ends.
-struct Run {
+/// One release's helm calls (`template`, then `upgrade --install`) on one set of private
+/// files: the values and the kubeconfig, in a directory removed when the `Run` is dropped.
+/// Made once per apply, after the chart's version was checked against the recorded one.
+pub(crate) struct Run {
+    cfg: HelmConfig,
+    namespace: String,
+    chart_version: String,
     dir: tempfile::TempDir,
     values: PathBuf,
-    kubeconfig: Option<PathBuf>,
+    kubeconfig: PathBuf,
 }
 
 impl Run {
-    fn new(
+    pub(crate) fn new(
         cfg: &HelmConfig,
+        kubeconfig: &Secret,
+        namespace: &str,
         chart_version: &str,
         values: &serde_json::Value,
-        kubeconfig: Option<&Secret>,
     ) -> Result<Run, PlatformError> {
         let found = self::chart_version(&cfg.chart_dir)?;
         if found != chart_version {
@@ -142,9 +84,7 @@ impl Run {
             .prefix("loco-platform-")
             .tempdir()
             .map_err(|e| PlatformError::Io(e.to_string()))?;
-        let kubeconfig = kubeconfig
-            .map(|k| private_file(dir.path(), "kubeconfig", k.expose().as_bytes()))
-            .transpose()?;
+        let kubeconfig = private_file(dir.path(), "kubeconfig", kubeconfig.expose().as_bytes())?;
         let values = private_file(
             dir.path(),
             "values.json",
@@ -153,18 +93,76 @@ impl Run {
                 .as_bytes(),
         )?;
         Ok(Run {
+            cfg: cfg.clone(),
+            namespace: namespace.to_owned(),
+            chart_version: chart_version.to_owned(),
             dir,
             values,
             kubeconfig,
         })
     }
 
-    /// `helm VERB loco CHART -f values [--kubeconfig F]`, with helm's homes in the private
+    /// The chart's manifests for the values (`helm template`; no cluster is asked), to see
+    /// what the release needs before it is installed.
+    pub(crate) async fn template(&self) -> Result<String, PlatformError> {
+        let out = self.output(self.command("template")).await?;
+        if !out.status.success() {
+            return Err(PlatformError::Template {
+                code: out.status.code().unwrap_or(-1),
+                summary: last_line(&out.stderr),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Installs or upgrades the release (`helm upgrade --install`, `--atomic --wait`, or
+    /// `--dry-run=server`).
+    pub(crate) async fn upgrade_install(
+        &self,
+        dry_run: bool,
+    ) -> Result<HelmOutcome, PlatformError> {
+        let mut cmd = self.command("upgrade");
+        cmd.arg("--install")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args([
+                "--timeout",
+                &format!("{}s", self.cfg.timeout.as_secs().max(1)),
+            ]);
+        if dry_run {
+            cmd.arg("--dry-run=server");
+        } else {
+            cmd.args(["--atomic", "--wait"]);
+        }
+        let out = self.output(cmd).await?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            tracing::warn!(stderr = %stderr, "helm upgrade --install failed");
+            return Err(PlatformError::Helm {
+                code: out.status.code().unwrap_or(-1),
+                summary: last_line(&out.stderr),
+            });
+        }
+        let summary = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("STATUS:") || l.starts_with("REVISION:"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(HelmOutcome {
+            release: RELEASE.to_owned(),
+            namespace: self.namespace.clone(),
+            chart_version: self.chart_version.clone(),
+            summary,
+        })
+    }
+
+    /// `helm VERB loco CHART --namespace NS -f values`, with helm's homes in the private
     /// directory and no KUBECONFIG from the caller's environment.
-    fn command(&self, cfg: &HelmConfig, verb: &str) -> Command {
-        let mut cmd = Command::new(&cfg.helm);
+    fn command(&self, verb: &str) -> Command {
+        let mut cmd = Command::new(&self.cfg.helm);
         cmd.args([verb, RELEASE])
-            .arg(&cfg.chart_dir)
+            .arg(&self.cfg.chart_dir)
+            .args(["--namespace", &self.namespace])
             .arg("-f")
             .arg(&self.values)
             .env_remove("KUBECONFIG")
@@ -172,17 +170,14 @@ impl Run {
             .env("HELM_CONFIG_HOME", self.dir.path().join("config"))
             .env("HELM_DATA_HOME", self.dir.path().join("data"))
             .kill_on_drop(true);
-        if let Some(kc) = &self.kubeconfig {
-            cmd.arg("--kubeconfig").arg(kc);
-        }
         cmd
     }
-}
 
-async fn output(mut cmd: Command, cfg: &HelmConfig) -> Result<std::process::Output, PlatformError> {
-    cmd.output().await.map_err(|e| PlatformError::HelmMissing {
-        cause: format!("{}: {e}", cfg.helm.display()),
-    })
+    async fn output(&self, mut cmd: Command) -> Result<std::process::Output, PlatformError> {
+        cmd.output().await.map_err(|e| PlatformError::HelmMissing {
+            cause: format!("{}: {e}", self.cfg.helm.display()),
+        })
+    }
 }
 
 /// helm's error: its last non-empty line, without the "Error: " prefix.

@@ -87,17 +87,22 @@ pub async fn apply(
     opts: &ApplyOptions,
 ) -> Result<Report, PlatformError> {
     let gateway_values = GatewayValues::from_values(&release.values)?;
-    if let Some(cfg) = &opts.helm {
-        let manifests = helm::template(
-            cfg,
-            &gateway_values.namespace,
-            &release.chart_version,
-            &release.values,
-        )
-        .await?;
-        let needed = secret_refs::referenced(&manifests)?;
-        secret_refs::check(client, &gateway_values.namespace, &needed).await?;
-    }
+    // With the chart: its version and the Secrets its pods need, before any change.
+    let run = match &opts.helm {
+        Some(cfg) => {
+            let run = helm::Run::new(
+                cfg,
+                kubeconfig,
+                &gateway_values.namespace,
+                &release.chart_version,
+                &release.values,
+            )?;
+            let needed = secret_refs::referenced(&run.template().await?)?;
+            secret_refs::check(client, &gateway_values.namespace, &needed).await?;
+            Some(run)
+        }
+        None => None,
+    };
     let t = Instant::now();
     let crds = crds::apply(client, opts.dry_run, opts.crd_deadline).await?;
     let seconds_crds = t.elapsed().as_secs_f64();
@@ -116,18 +121,8 @@ pub async fn apply(
         Some(_) => Vec::new(),
     };
     let t = Instant::now();
-    let chart = match &opts.helm {
-        Some(cfg) => Some(
-            helm::upgrade_install(
-                cfg,
-                kubeconfig,
-                &gateway_values.namespace,
-                &release.chart_version,
-                &release.values,
-                opts.dry_run,
-            )
-            .await?,
-        ),
+    let chart = match &run {
+        Some(run) => Some(run.upgrade_install(opts.dry_run).await?),
         None => None,
     };
     Ok(Report {

@@ -119,10 +119,8 @@ pub(crate) async fn check(
         let absent: Vec<&String> = match &found {
             None => n.keys.iter().collect(),
             Some(s) => {
-                let has = |k: &String| {
-                    s.data.as_ref().is_some_and(|d| d.contains_key(k))
-                        || s.string_data.as_ref().is_some_and(|d| d.contains_key(k))
-                };
+                // stringData is write-only: the API server returns every key in data.
+                let has = |k: &String| s.data.as_ref().is_some_and(|d| d.contains_key(k));
                 n.keys.iter().filter(|k| !has(k)).collect()
             }
         };
